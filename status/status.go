@@ -106,6 +106,8 @@ func (s Snapshot) Ready() bool { return s.Phase == PhaseReady }
 // ActionError marks a failure that only a person can fix (bad configuration,
 // a failed migration, missing binaries without permission to install them).
 // Boot moves to PhaseError on it instead of retrying, and shows Hint.
+// Error leaves the hint out so that it is not said twice where both are
+// shown; whoever reports an error to a person shows HintOf(err) beside it.
 type ActionError struct {
 	// Problem is one line naming what is wrong.
 	Problem string
@@ -123,9 +125,6 @@ func (e *ActionError) Error() string {
 		} else {
 			msg += ": " + e.Err.Error()
 		}
-	}
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
 	}
 	return msg
 }

@@ -1,0 +1,111 @@
+package boot
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/uplinkhq/uplink/provision"
+)
+
+// Config tunes an App. The zero value is a working lite-mode service on
+// 127.0.0.1:4080; each field says its default. The environment variables
+// named here are read by cmd/uplink, not by this package: a library reads
+// no environment behind its caller's back.
+type Config struct {
+	// Mode is auto, lite or pro (UPLINK_MODE). Default auto: pro when
+	// DatabaseURL is set, lite otherwise.
+	Mode string
+	// DatabaseURL is the pro-mode server (DATABASE_URL), URL or key=value.
+	DatabaseURL string
+	// DatabaseCAFile is a PEM CA bundle for sslmode=verify-ca/verify-full
+	// (UPLINK_DATABASE_CA_FILE).
+	DatabaseCAFile string
+	// DataDir holds lite mode's cluster (UPLINK_DATA_DIR). Default
+	// /var/lib/uplink as root, else $XDG_DATA_HOME/uplink.
+	DataDir string
+	// PGBinDir pins lite mode's PostgreSQL binaries (UPLINK_PG_BINDIR).
+	// Default: discovered.
+	PGBinDir string
+	// PGInstall is auto or never (UPLINK_PG_INSTALL): whether lite mode may
+	// install PostgreSQL with the OS package manager when it runs as root.
+	// Default auto.
+	PGInstall string
+	// Env is dev, test or prod (UPLINK_ENV); startup tasks use it to pick
+	// what runs. Default prod, so that demo data never lands anywhere by
+	// omission.
+	Env string
+
+	// HTTPAddr is where the status endpoints and Handler are served
+	// (UPLINK_HTTP_ADDR). Default 127.0.0.1:4080; ":0" picks a free port.
+	HTTPAddr string
+	// Handler serves everything but the status endpoints; nil answers 404.
+	Handler http.Handler
+
+	// Version is reported in /status and metrics. Default: the main
+	// module's version from the build info.
+	Version string
+	// Logger receives structured logs. Default: discard.
+	Logger *slog.Logger
+
+	// Provisioner, when set, is used instead of the one Mode selects (an
+	// app with its own way to get a database, or a test).
+	Provisioner provision.Provisioner
+
+	// ShutdownTimeout bounds stopping after Run's context ends. Default 10s.
+	ShutdownTimeout time.Duration
+	// WatchInterval is how often the database is pinged once ready.
+	// Default 1s.
+	WatchInterval time.Duration
+	// PingTimeout bounds one ping of the watch. Default 1s.
+	PingTimeout time.Duration
+	// RetryMin and RetryMax bound the back-off between retries of a step
+	// that failed for a reason that may fix itself. Defaults 1s and 30s.
+	RetryMin, RetryMax time.Duration
+}
+
+// Env words.
+const (
+	EnvDev  = "dev"
+	EnvTest = "test"
+	EnvProd = "prod"
+)
+
+// DefaultHTTPAddr is where Uplink listens unless told otherwise: loopback,
+// because /status is for the machine's operators and its load balancer.
+const DefaultHTTPAddr = "127.0.0.1:4080"
+
+func (c Config) withDefaults() (Config, error) {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.Env == "" {
+		c.Env = EnvProd
+	}
+	if c.Version == "" {
+		c.Version = buildVersion()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.WatchInterval == 0 {
+		c.WatchInterval = time.Second
+	}
+	if c.PingTimeout == 0 {
+		c.PingTimeout = time.Second
+	}
+	if c.RetryMin == 0 {
+		c.RetryMin = time.Second
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 30 * time.Second
+	}
+	if c.ShutdownTimeout < 0 || c.WatchInterval < 0 || c.PingTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin {
+		return c, errors.New("boot: negative durations, or RetryMax below RetryMin")
+	}
+	return c, nil
+}

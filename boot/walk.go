@@ -1,0 +1,228 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/uplinkhq/uplink/provision"
+	"github.com/uplinkhq/uplink/status"
+)
+
+// walk takes the app from provisioning to ready, then watches the
+// database. It returns when ctx ends or when a person must act.
+// prov is nil when the configuration could not make one; err says why.
+func (a *App) walk(ctx context.Context, prov provision.Provisioner, err error) {
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	a.log.Info("provisioning", logMode, string(prov.Mode()))
+
+	dsn, err := prov.Provision(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.fail(err)
+		}
+		return
+	}
+	a.mu.Lock()
+	a.dsn = dsn
+	a.mu.Unlock()
+
+	steps := []struct {
+		phase status.Phase
+		check string
+		run   func(context.Context) error
+	}{
+		{status.PhaseMigrating, "migrations", a.migrate},
+		{status.PhaseTasks, "tasks", a.runTasks},
+		{status.PhaseStarting, "services", a.startServices},
+	}
+	for _, s := range steps {
+		a.setPhase(s.phase, "", "")
+		if !a.retry(ctx, s.check, s.run) {
+			return
+		}
+	}
+	a.setPhase(status.PhaseReady, "", "")
+	a.watch(ctx, prov.Failed())
+}
+
+// provisioner builds the provisioner the configuration asks for.
+func (a *App) provisioner() (provision.Provisioner, error) {
+	if a.cfg.Provisioner != nil {
+		return a.cfg.Provisioner, nil
+	}
+	mode, err := provision.ParseMode(a.cfg.Mode)
+	if err != nil {
+		return nil, err
+	}
+	if mode, err = mode.Resolve(a.cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.mode = mode
+	a.mu.Unlock()
+	switch mode {
+	case provision.ModePro:
+		return newPro(a.cfg)
+	default:
+		return newLite(a.cfg)
+	}
+}
+
+// retry runs one step until it succeeds, ctx ends (false) or it fails in
+// a way a person must fix (false, phase error). Other failures are
+// retried with capped, jittered back-off, shown in the step's check.
+func (a *App) retry(ctx context.Context, check string, run func(context.Context) error) bool {
+	b := a.backoff()
+	for attempt := 1; ; attempt++ {
+		err := run(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if status.IsAction(err) {
+			a.fail(err)
+			return false
+		}
+		wait := b.NextBackOff()
+		msg := provision.Redact(err.Error())
+		a.setCheck(check, status.Check{
+			Status: status.Warn, Detail: "retrying after a failure that may fix itself",
+			LastError: msg, LastErrorAt: time.Now(), Attempts: attempt, NextRetry: time.Now().Add(wait),
+		})
+		a.log.Warn(check+" failed; retrying", logStep, check, logErr, msg, logTry, attempt, logRetry, wait.Round(time.Millisecond).String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (a *App) backoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = a.cfg.RetryMin, a.cfg.RetryMax
+	b.Multiplier, b.RandomizationFactor = 2, 0.2
+	return b
+}
+
+// fail moves to phase error: the walk stops until a person acts and
+// restarts the process. It never exits the process (no crash loop).
+func (a *App) fail(err error) {
+	a.setPhase(status.PhaseError, err.Error(), status.HintOf(err))
+}
+
+// migrate will run the schema migrations under the cluster lock; until
+// the migrator is wired in there is nothing to apply.
+func (a *App) migrate(ctx context.Context) error {
+	a.setCheck("migrations", status.Check{Status: status.Pass, Detail: "no migrations configured"})
+	return nil
+}
+
+// runTasks will run the startup tasks; until they are wired in there are
+// none.
+func (a *App) runTasks(ctx context.Context) error {
+	a.setCheck("tasks", status.Check{Status: status.Pass, Detail: "no startup tasks configured"})
+	return nil
+}
+
+// startServices opens the application's pool; the services that need it
+// start after it, in order.
+func (a *App) startServices(ctx context.Context) error {
+	cfg, err := pgxpool.ParseConfig(a.dsn.Secret())
+	if err != nil {
+		return &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "uplink"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.ping(ctx, pool); err != nil {
+		pool.Close()
+		return fmt.Errorf("first ping of the pool: %w", err)
+	}
+	a.mu.Lock()
+	a.pool = pool
+	a.mu.Unlock()
+	a.setCheck("services", status.Check{Status: status.Pass, Detail: "connection pool open"})
+	return nil
+}
+
+// ping checks the pool once, and once more at once if that failed: the
+// first try may only have found a connection the server closed while it
+// restarted, which the pool drops.
+func (a *App) ping(ctx context.Context, pool *pgxpool.Pool) error {
+	try := func() error {
+		ctx, cancel := context.WithTimeout(ctx, a.cfg.PingTimeout)
+		defer cancel()
+		return pool.Ping(ctx)
+	}
+	err := try()
+	if err != nil && ctx.Err() == nil {
+		err = try()
+	}
+	return err
+}
+
+// watch pings the database once ready: losing it → degraded within a few
+// seconds; its return → ready, without restarting anything.
+func (a *App) watch(ctx context.Context, failed <-chan error) {
+	t := time.NewTicker(a.cfg.WatchInterval)
+	defer t.Stop()
+	pool := a.Pool()
+	var down *status.Check
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-failed:
+			a.fail(status.NeedsAction(err, "see the database check in /status and its log; restart Uplink once fixed"))
+			return
+		case <-t.C:
+		}
+		err := a.ping(ctx, pool)
+		if ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		if err == nil {
+			if down != nil {
+				a.mu.Lock()
+				a.dbDown = nil
+				a.mu.Unlock()
+				a.setPhase(status.PhaseReady, fmt.Sprintf("database is back after %s", now.Sub(down.Since).Round(time.Millisecond)), "")
+				down = nil
+			}
+			continue
+		}
+		msg := provision.Redact(err.Error())
+		lost := down == nil
+		if lost {
+			down = &status.Check{Status: status.Fail, Since: now}
+		}
+		down.Detail = "database unreachable; pinging every " + a.cfg.WatchInterval.String()
+		down.LastError, down.LastErrorAt = msg, now
+		down.Attempts++
+		down.NextRetry = now.Add(a.cfg.WatchInterval)
+		c := *down
+		a.mu.Lock()
+		a.dbDown = &c
+		a.mu.Unlock()
+		// After the check: whoever sees the phase sees why.
+		if lost {
+			a.setPhase(status.PhaseDegraded, "database unreachable: "+msg, "")
+		}
+	}
+}

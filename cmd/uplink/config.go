@@ -1,0 +1,112 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/uplinkhq/uplink/boot"
+)
+
+// envFlag ties a flag to the environment variable it mirrors. A flag given
+// on the command line wins; an unset one takes the variable's value.
+type envFlag struct{ flag, env string }
+
+// envFlags lists every flag that has an environment variable, in one place
+// so that help text and README stay true to each other.
+var envFlags = []envFlag{
+	{"mode", "UPLINK_MODE"},
+	{"database-url", "DATABASE_URL"},
+	{"database-ca-file", "UPLINK_DATABASE_CA_FILE"},
+	{"data-dir", "UPLINK_DATA_DIR"},
+	{"pg-bindir", "UPLINK_PG_BINDIR"},
+	{"pg-install", "UPLINK_PG_INSTALL"},
+	{"http", "UPLINK_HTTP_ADDR"},
+	{"env", "UPLINK_ENV"},
+	{"log-format", "UPLINK_LOG_FORMAT"},
+	{"log-level", "UPLINK_LOG_LEVEL"},
+}
+
+// applyEnv fills the flags that were not given from their variables.
+func (f *flags) applyEnv() error {
+	given := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	for _, ef := range envFlags {
+		if given[ef.flag] || f.Lookup(ef.flag) == nil {
+			continue
+		}
+		if v := f.env.Getenv(ef.env); v != "" {
+			if err := f.Set(ef.flag, v); err != nil {
+				return fmt.Errorf("%s=%q: %w", ef.env, v, err)
+			}
+		}
+	}
+	return nil
+}
+
+// parseWithEnv is parse followed by applyEnv.
+func (f *flags) parseWithEnv(args []string) (done bool, code int) {
+	if done, code := f.parse(args); done {
+		return done, code
+	}
+	if err := f.applyEnv(); err != nil {
+		return f.fail(err.Error())
+	}
+	return false, exitOK
+}
+
+// bindDatabase adds the flags that say which database to use to f and
+// returns the config they fill.
+func bindDatabase(f *flags, cfg *boot.Config) {
+	// No defaults shown for the URL: --help must never print a password
+	// that came from the environment.
+	f.StringVar(&cfg.Mode, "mode", "auto", "auto, lite or pro (UPLINK_MODE); auto is pro when a database URL is set")
+	f.StringVar(&cfg.DatabaseURL, "database-url", "", "pro mode's PostgreSQL, URL or key=value (DATABASE_URL)")
+	f.StringVar(&cfg.DatabaseCAFile, "database-ca-file", "", "PEM CA bundle for sslmode=verify-ca/verify-full (UPLINK_DATABASE_CA_FILE)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "lite mode's data directory (UPLINK_DATA_DIR; default /var/lib/uplink as root, else $XDG_DATA_HOME/uplink)")
+	f.StringVar(&cfg.PGBinDir, "pg-bindir", "", "lite mode's PostgreSQL bin directory (UPLINK_PG_BINDIR; default: discovered)")
+	f.StringVar(&cfg.PGInstall, "pg-install", "auto", "auto or never (UPLINK_PG_INSTALL): may lite mode install PostgreSQL as root")
+}
+
+// logFlags are the logging settings every long-running command takes.
+type logFlags struct{ format, level string }
+
+func bindLog(f *flags) *logFlags {
+	l := &logFlags{}
+	f.StringVar(&l.format, "log-format", "auto", "auto, json or text (UPLINK_LOG_FORMAT); auto is JSON unless the log goes to a terminal")
+	f.StringVar(&l.level, "log-level", "info", "debug, info, warn or error (UPLINK_LOG_LEVEL)")
+	return l
+}
+
+// logger builds the process logger: JSON for machines, text for people.
+func (l *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", l.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(l.format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "auto", "":
+		if isTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want auto, json or text", l.format)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

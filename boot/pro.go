@@ -2,10 +2,13 @@ package boot
 
 import (
 	"github.com/uplinkhq/uplink/provision"
-	"github.com/uplinkhq/uplink/status"
+	"github.com/uplinkhq/uplink/provision/pro"
 )
 
-// newPro builds the pro-mode provisioner.
+// newPro builds the pro-mode provisioner for DATABASE_URL.
 func newPro(cfg Config) (provision.Provisioner, error) {
-	return nil, &status.ActionError{Problem: "pro mode is not in this build yet"}
+	return pro.New(pro.Config{
+		URL: cfg.DatabaseURL, CAFile: cfg.DatabaseCAFile, Logger: cfg.Logger,
+		InitialBackoff: cfg.RetryMin, MaxBackoff: cfg.RetryMax,
+	})
 }

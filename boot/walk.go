@@ -21,7 +21,7 @@ func (a *App) walk(ctx context.Context, prov provision.Provisioner, err error) {
 		a.fail(err)
 		return
 	}
-	a.log.Info("provisioning", logMode, string(prov.Mode()))
+	a.log.Info("phase "+string(status.PhaseProvisioning), logPhase, string(status.PhaseProvisioning), logMode, string(prov.Mode()))
 
 	dsn, err := prov.Provision(ctx)
 	if err != nil {

@@ -3,6 +3,9 @@ package sqlfile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -277,6 +280,18 @@ func FuzzParse(f *testing.F) {
 		"\uFEFF-- +goose Up\r\n",
 	} {
 		f.Add(s)
+	}
+	root := corpusDir(f, "")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".sql") {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		f.Add(string(b))
+		return err
+	})
+	if err != nil {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		file, err := Parse("f.sql", []byte(src))

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,70 +99,66 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-type testCA struct {
+// cert is a certificate with its key, as a CA or as a server holds it.
+type cert struct {
 	cert *x509.Certificate
 	der  []byte
 	key  *ecdsa.PrivateKey
 }
 
-var serial int64
+var serial atomic.Int64
 
-func newCA(t *testing.T, name string) testCA {
+// issue makes a key and a certificate for tmpl, signed by parent, or by
+// itself when parent is nil.
+func issue(t *testing.T, tmpl *x509.Certificate, parent *cert) cert {
 	t.Helper()
-	serial++
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
+	tmpl.SerialNumber = big.NewInt(serial.Add(1))
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert{c, der, key}
+}
+
+func newCA(t *testing.T, name string) cert {
+	return issue(t, &x509.Certificate{
 		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{cert, der, key}
+	}, nil)
 }
 
 // serveTLS gives s a certificate from ca for host (DNS name only, so that
 // connecting by IP address fails verify-full) and turns ssl on.
-func serveTLS(t *testing.T, s *pgtest.Server, ca testCA, host string) {
+func serveTLS(t *testing.T, s *pgtest.Server, ca cert, host string) {
 	t.Helper()
-	serial++
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	leaf := issue(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: host},
+		DNSNames:    []string{host},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, &ca)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(leaf.key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	user := pgtest.User(t)
 	for name, block := range map[string]*pem.Block{
-		"server.crt": {Type: "CERTIFICATE", Bytes: der},
+		"server.crt": {Type: "CERTIFICATE", Bytes: leaf.der},
 		"server.key": {Type: "PRIVATE KEY", Bytes: keyDER},
 	} {
 		path := filepath.Join(s.DataDir, name)

@@ -41,7 +41,8 @@ type Config struct {
 	// InitialBackoff is the wait after the first failed attempt; each
 	// further failure doubles it up to MaxBackoff. Every wait is jittered
 	// down by up to half so that replicas started together spread out.
-	// Defaults: DefaultInitialBackoff (1 s) and DefaultMaxBackoff (30 s).
+	// Defaults: DefaultInitialBackoff (1 s) and DefaultMaxBackoff (30 s),
+	// or the given bound where that is smaller (initial) or larger (max).
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// ConnectTimeout bounds one attempt: connect, TLS, authentication and
@@ -58,6 +59,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	// A default must not clash with the one bound that was given.
+	switch {
+	case c.InitialBackoff == 0 && c.MaxBackoff > 0:
+		c.InitialBackoff = min(DefaultInitialBackoff, c.MaxBackoff)
+	case c.MaxBackoff == 0 && c.InitialBackoff > 0:
+		c.MaxBackoff = max(DefaultMaxBackoff, c.InitialBackoff)
 	}
 	for _, d := range []struct {
 		name  string

@@ -360,6 +360,15 @@ func TestTuningChecked(t *testing.T) {
 			t.Errorf("New(%+v) = %v, want a plain error", cfg, err)
 		}
 	}
+	// One bound given: the default of the other gives way.
+	for _, cfg := range []pro.Config{
+		{URL: url, MaxBackoff: 100 * time.Millisecond},
+		{URL: url, InitialBackoff: time.Minute},
+	} {
+		if _, err := pro.New(cfg); err != nil {
+			t.Errorf("New(%+v) = %v", cfg, err)
+		}
+	}
 }
 
 func ExampleNew() {

@@ -1,0 +1,248 @@
+package pglock
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Key derives the advisory-lock key that protects table schema.table in
+// database: the first 8 bytes, big-endian, of
+// sha256("uplink:"+database+"."+schema+"."+table).
+func Key(database, schema, table string) int64 {
+	sum := sha256.Sum256([]byte("uplink:" + database + "." + schema + "." + table))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// Defaults for Options.
+const (
+	DefaultMinBackoff  = 10 * time.Millisecond
+	DefaultMaxBackoff  = 250 * time.Millisecond
+	DefaultReportEvery = 10 * time.Second
+)
+
+// Options tune Acquire. The zero value is ready to use.
+type Options struct {
+	// MinBackoff is the pause after the first failed poll; it doubles on
+	// each further one up to MaxBackoff. Each pause is drawn at random
+	// from its upper half so that many waiters do not poll in step.
+	// Defaults: 10ms and 250ms, so a released lock is noticed within a
+	// quarter second while a hundred waiters cost the server a few hundred
+	// trivial queries a second.
+	MinBackoff, MaxBackoff time.Duration
+	// ReportEvery is how often OnWait is called while waiting, after the
+	// first call on first contention. Default 10s.
+	ReportEvery time.Duration
+	// OnWait, when set, is told who holds the lock, so the caller can log
+	// it and show "waiting for lock" in /status. It runs on the waiting
+	// goroutine and should return quickly.
+	OnWait func(Wait)
+}
+
+func (o Options) withDefaults() Options {
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.ReportEvery <= 0 {
+		o.ReportEvery = DefaultReportEvery
+	}
+	return o
+}
+
+// Holder describes the session holding a lock, as pg_locks and
+// pg_stat_activity show it.
+type Holder struct {
+	PID             int    `json:"pid"`
+	ApplicationName string `json:"application_name,omitempty"`
+	ClientAddr      string `json:"client_addr,omitempty"`
+	// State is pg_stat_activity.state: "active" while the holder runs a
+	// statement, "idle in transaction" between statements.
+	State string `json:"state,omitempty"`
+	// Age is how long the holder's session has existed. PostgreSQL does not
+	// record when a lock was granted; Uplink takes its lock right after
+	// connecting, so the session's age is a close upper bound.
+	Age time.Duration `json:"age"`
+}
+
+func (h Holder) String() string {
+	s := fmt.Sprintf("pid %d", h.PID)
+	if h.ApplicationName != "" {
+		s += fmt.Sprintf(" (app %s, %s)", h.ApplicationName, h.Age.Round(time.Second))
+	} else {
+		s += fmt.Sprintf(" (%s)", h.Age.Round(time.Second))
+	}
+	return s
+}
+
+// Wait is one report from a waiting Acquire.
+type Wait struct {
+	Key int64
+	// Holder is who held the lock at the last poll. Known is false when
+	// the holder could not be seen (it let go between the poll and the
+	// look-up, or the role may not read pg_locks).
+	Holder Holder
+	Known  bool
+	// Waited is how long Acquire has been waiting; Polls how many times it
+	// asked.
+	Waited time.Duration
+	Polls  int
+}
+
+// Errors returned by Release.
+var (
+	// ErrLost means the session that held the lock has ended, so
+	// PostgreSQL has already dropped the lock (and rolled back whatever
+	// was in flight on it).
+	ErrLost = errors.New("pglock: session ended, lock already dropped")
+	// ErrNotHeld means the session is alive but does not hold the lock.
+	ErrNotHeld = errors.New("pglock: lock not held by this session")
+)
+
+// Lock is a held advisory lock. It belongs to the session it was taken on.
+type Lock struct {
+	conn       *pgx.Conn
+	key        int64
+	acquiredAt time.Time
+	waited     time.Duration
+	released   bool
+}
+
+// Acquire polls pg_try_advisory_lock(key) on conn until it gets the lock
+// or ctx ends. conn must be the session the caller then does its work on:
+// the lock lives and dies with it.
+//
+// When ctx ends Acquire returns ctx's error promptly and holds nothing: a
+// poll in flight is interrupted by pgx closing the connection (its default
+// on cancellation), which ends the session and any lock with it, and a lock
+// granted just as ctx ended is handed back.
+func Acquire(ctx context.Context, conn *pgx.Conn, key int64, opts Options) (*Lock, error) {
+	opts = opts.withDefaults()
+	start := time.Now()
+	backoff := opts.MinBackoff
+	var nextReport time.Time // zero: report on first contention
+	for polls := 1; ; polls++ {
+		var ok bool
+		err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
+			}
+			return nil, fmt.Errorf("pglock: try lock %d: %w", key, err)
+		}
+		if ok {
+			l := &Lock{conn: conn, key: key, acquiredAt: time.Now(), waited: time.Since(start)}
+			if ctx.Err() != nil {
+				// Granted as the caller gave up: the caller will not
+				// release what it never got, so hand it back now.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				l.Release(rctx)
+				cancel()
+				return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
+			}
+			return l, nil
+		}
+		if opts.OnWait != nil && !time.Now().Before(nextReport) {
+			h, known, err := HolderOf(ctx, conn, key)
+			if err != nil && ctx.Err() != nil {
+				return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
+			}
+			opts.OnWait(Wait{Key: key, Holder: h, Known: known && err == nil, Waited: time.Since(start), Polls: polls})
+			nextReport = time.Now().Add(opts.ReportEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
+		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		}
+		backoff = min(2*backoff, opts.MaxBackoff)
+	}
+}
+
+// holderQuery finds the session holding an advisory lock on a bigint key
+// in the current database (see the package doc for how the key is split).
+const holderQuery = `
+SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''),
+       coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.backend_start), 0)::float8
+FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = (($1::bigint >> 32) & 4294967295)::oid
+  AND l.objid = ($1::bigint & 4294967295)::oid
+  AND l.objsubid = 1
+LIMIT 1`
+
+// HolderOf returns the session holding key in conn's database; false when
+// nobody holds it.
+func HolderOf(ctx context.Context, conn *pgx.Conn, key int64) (Holder, bool, error) {
+	var h Holder
+	var age float64
+	err := conn.QueryRow(ctx, holderQuery, key).Scan(&h.PID, &h.ApplicationName, &h.ClientAddr, &h.State, &age)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Holder{}, false, nil
+	}
+	if err != nil {
+		return Holder{}, false, err
+	}
+	h.Age = time.Duration(age * float64(time.Second))
+	return h, true, nil
+}
+
+// Key returns the lock's key.
+func (l *Lock) Key() int64 { return l.key }
+
+// Waited returns how long Acquire waited for the lock.
+func (l *Lock) Waited() time.Duration { return l.waited }
+
+// AcquiredAt returns when the lock was granted.
+func (l *Lock) AcquiredAt() time.Time { return l.acquiredAt }
+
+// Held asks PostgreSQL whether this session still holds the lock.
+func (l *Lock) Held(ctx context.Context) (bool, error) {
+	if l.conn.IsClosed() {
+		return false, nil
+	}
+	h, known, err := HolderOf(ctx, l.conn, l.key)
+	if err != nil {
+		return false, err
+	}
+	return known && uint32(h.PID) == l.conn.PgConn().PID(), nil
+}
+
+// Release gives the lock back. It is idempotent. It returns ErrLost when
+// the session has ended (PostgreSQL dropped the lock then) and ErrNotHeld
+// when the session is alive but no longer holds it.
+func (l *Lock) Release(ctx context.Context) error {
+	if l.released {
+		return nil
+	}
+	if l.conn.IsClosed() {
+		l.released = true
+		return ErrLost
+	}
+	var ok bool
+	if err := l.conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1)", l.key).Scan(&ok); err != nil {
+		if l.conn.IsClosed() {
+			l.released = true
+			return fmt.Errorf("%w: %v", ErrLost, err)
+		}
+		return fmt.Errorf("pglock: release %d: %w", l.key, err)
+	}
+	l.released = true
+	if !ok {
+		return ErrNotHeld
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/uplinkhq/uplink/provision"
+	"github.com/uplinkhq/uplink/status"
 )
 
 const secret = "Sup3rS3cretPw"
@@ -56,7 +57,7 @@ func TestParseMode(t *testing.T) {
 			t.Errorf("ParseMode(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := provision.ParseMode("cloud"); err == nil || !strings.Contains(err.Error(), "auto, lite or pro") {
+	if _, err := provision.ParseMode("cloud"); err == nil || !strings.Contains(status.HintOf(err), "auto, lite or pro") {
 		t.Errorf("ParseMode(cloud) = %v; want an error listing the modes", err)
 	}
 }
@@ -78,6 +79,24 @@ func TestResolve(t *testing.T) {
 		got, err := c.mode.Resolve(c.url)
 		if (err != nil) != c.err || got != c.want {
 			t.Errorf("%q.Resolve(%q) = %q, %v", c.mode, c.url, got, err)
+		}
+	}
+}
+
+func TestSplitPassword(t *testing.T) {
+	cases := []struct{ in, without, pw string }{
+		{"postgres://app:" + secret + "@db:5432/app?sslmode=require", "postgres://app@db:5432/app?sslmode=require", secret},
+		{"postgres://app:p%40ss@db/app", "postgres://app@db/app", "p@ss"},
+		{"postgres://app@db/app", "postgres://app@db/app", ""},
+		{"postgres://db/app?password=" + secret + "&sslmode=disable", "postgres://db/app?sslmode=disable", secret},
+		{"postgres://db/app?sslmode=disable&password=" + secret, "postgres://db/app?sslmode=disable", secret},
+		{"host=db password=" + secret + " dbname=app", "host=db  dbname=app", secret},
+		{"host=db password='it''s \\'x' dbname=app", "host=db  dbname=app", "it's 'x"},
+	}
+	for _, c := range cases {
+		without, pw := provision.SplitPassword(c.in)
+		if without != c.without || pw != c.pw {
+			t.Errorf("SplitPassword(%q) = %q, %q; want %q, %q", c.in, without, pw, c.without, c.pw)
 		}
 	}
 }

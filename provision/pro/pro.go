@@ -143,6 +143,10 @@ func New(cfg Config) (*Pro, error) {
 	}, nil
 }
 
+// DSN is the connection string Provision returns, with the CA file
+// applied, known without connecting: for tools such as `uplink db url`.
+func (p *Pro) DSN() provision.DSN { return p.ci.dsn }
+
 // Mode is provision.ModePro.
 func (p *Pro) Mode() provision.Mode { return provision.ModePro }
 

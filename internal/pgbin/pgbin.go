@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +22,29 @@ import (
 // MinMajor is the oldest PostgreSQL major version Uplink supports.
 const MinMajor = 13
 
-// ErrNotFound is returned by Find when no usable binaries exist.
+// ErrNotFound is returned, as a *NotFoundError, by Find when no usable
+// binaries exist.
 var ErrNotFound = errors.New("no PostgreSQL server binaries found")
+
+// NotFoundError says what Find passed over, if anything: installations too
+// old, or of another major than a data directory needs.
+type NotFoundError struct {
+	Rejected []string
+}
+
+func (e *NotFoundError) Error() string {
+	if len(e.Rejected) == 0 {
+		return ErrNotFound.Error()
+	}
+	return ErrNotFound.Error() + ": passed over " + strings.Join(e.Rejected, "; ")
+}
+
+// Is makes errors.Is(err, ErrNotFound) hold.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+// Nothing reports whether no PostgreSQL at all was seen, which is when
+// installing one can help.
+func (e *NotFoundError) Nothing() bool { return len(e.Rejected) == 0 }
 
 // Binaries is one PostgreSQL installation's bin directory.
 type Binaries struct {
@@ -65,7 +87,7 @@ func Find(ctx context.Context, opts Options) (Binaries, error) {
 		return b, nil
 	}
 	var rejected []string
-	for _, dir := range candidates(ctx) {
+	for dir := range candidates(ctx) {
 		b, err := probe(ctx, dir)
 		if err != nil {
 			continue
@@ -79,33 +101,81 @@ func Find(ctx context.Context, opts Options) (Binaries, error) {
 			return b, nil
 		}
 	}
-	if len(rejected) > 0 {
-		return Binaries{}, fmt.Errorf("%w: passed over %s", ErrNotFound, strings.Join(rejected, "; "))
-	}
-	return Binaries{}, ErrNotFound
+	return Binaries{}, &NotFoundError{Rejected: rejected}
 }
 
-// candidates lists bin directories in search order, highest major first
-// within each glob.
-func candidates(ctx context.Context) []string {
-	var dirs []string
-	for _, pattern := range []string{"/usr/lib/postgresql/*/bin", "/usr/libexec/postgresql*", "/usr/pgsql-*/bin"} {
-		matches, _ := filepath.Glob(pattern)
-		sort.Slice(matches, func(i, j int) bool { return majorInPath(matches[i]) > majorInPath(matches[j]) })
-		dirs = append(dirs, matches...)
+// Ensure is Find, and when no PostgreSQL at all is on the machine, an
+// install through in (nil: never install) followed by a second Find. An
+// explicit BinDir is never second-guessed by an install.
+func Ensure(ctx context.Context, opts Options, in *Installer) (b Binaries, installed bool, err error) {
+	b, err = Find(ctx, opts)
+	var nf *NotFoundError
+	if err == nil || in == nil || opts.BinDir != "" || !errors.As(err, &nf) || !nf.Nothing() {
+		return b, false, err
 	}
-	if pgConfig, err := exec.LookPath("pg_config"); err == nil {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		out, err := exec.CommandContext(ctx, pgConfig, "--bindir").Output()
-		cancel()
-		if err == nil {
-			dirs = append(dirs, strings.TrimSpace(string(out)))
+	if err := in.Install(ctx); err != nil {
+		return Binaries{}, false, err
+	}
+	b, err = Find(ctx, opts)
+	if err != nil {
+		return Binaries{}, true, fmt.Errorf("after installing PostgreSQL: %w", err)
+	}
+	return b, true, nil
+}
+
+// DataMajor returns the major version named by a data directory's
+// PG_VERSION file; os.ErrNotExist when the directory holds no cluster.
+func DataMajor(dataDir string) (int, error) {
+	raw, err := os.ReadFile(filepath.Join(dataDir, "PG_VERSION"))
+	if err != nil {
+		return 0, err
+	}
+	major, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return 0, fmt.Errorf("%s/PG_VERSION holds %q, not a major version", dataDir, strings.TrimSpace(string(raw)))
+	}
+	return major, nil
+}
+
+// candidates yields bin directories in search order, highest major first
+// within each glob, each once. It is lazy: pg_config runs only when no
+// glob matched a usable installation.
+func candidates(ctx context.Context) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		seen := map[string]bool{}
+		emit := func(dir string) bool {
+			// A symlink in PATH (/usr/local/bin/postgres) stands for the
+			// directory that has initdb, psql and pg_dump beside it.
+			if real, err := filepath.EvalSymlinks(filepath.Join(dir, "postgres")); err == nil {
+				dir = filepath.Dir(real)
+			}
+			if seen[dir] {
+				return true
+			}
+			seen[dir] = true
+			return yield(dir)
+		}
+		for _, pattern := range []string{"/usr/lib/postgresql/*/bin", "/usr/libexec/postgresql*", "/usr/pgsql-*/bin"} {
+			matches, _ := filepath.Glob(pattern)
+			sort.Slice(matches, func(i, j int) bool { return majorInPath(matches[i]) > majorInPath(matches[j]) })
+			for _, dir := range matches {
+				if !emit(dir) {
+					return
+				}
+			}
+		}
+		if pgConfig, err := exec.LookPath("pg_config"); err == nil {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			out, err := exec.CommandContext(ctx, pgConfig, "--bindir").Output()
+			cancel()
+			if err == nil && !emit(strings.TrimSpace(string(out))) {
+				return
+			}
+		}
+		if p, err := exec.LookPath("postgres"); err == nil {
+			emit(filepath.Dir(p))
 		}
 	}
-	if p, err := exec.LookPath("postgres"); err == nil {
-		dirs = append(dirs, filepath.Dir(p))
-	}
-	return dirs
 }
 
 var digits = regexp.MustCompile(`\d+`)

@@ -27,19 +27,28 @@ import (
 
 	"github.com/uplinkhq/uplink/internal/pgbin"
 	"github.com/uplinkhq/uplink/internal/runas"
+	"github.com/uplinkhq/uplink/status"
 )
 
-// Binaries finds PostgreSQL for a test. When none is installed the test is
+// Binaries finds PostgreSQL for a test the way the product does
+// (internal/pgbin): when none is installed and the tests run as root, it
+// is installed through the OS package manager, unless
+// UPLINK_PG_INSTALL=never. When it still cannot be had, the test is
 // skipped, except under CI (CI set), where a missing PostgreSQL is a
-// broken machine and the test fails.
+// broken machine and the test fails, with the same message the product
+// would show.
 func Binaries(t testing.TB) pgbin.Binaries {
 	t.Helper()
 	b, err := findBinaries()
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required under CI: %v (install it: apt-get install -y postgresql)", err)
+		msg := err.Error()
+		if hint := status.HintOf(err); hint != "" {
+			msg += " (" + hint + ")"
 		}
-		t.Skipf("PostgreSQL not available: %v (install it: apt-get install -y postgresql)", err)
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is required under CI: %s", msg)
+		}
+		t.Skipf("PostgreSQL not available: %s", msg)
 	}
 	return b
 }
@@ -52,7 +61,15 @@ var (
 
 func findBinaries() (pgbin.Binaries, error) {
 	findOnce.Do(func() {
-		found, findErr = pgbin.Find(context.Background(), pgbin.Options{BinDir: os.Getenv("UPLINK_PG_BINDIR")})
+		in := &pgbin.Installer{
+			Never:  strings.EqualFold(os.Getenv("UPLINK_PG_INSTALL"), "never"),
+			Output: os.Stderr,
+		}
+		var installed bool
+		found, installed, findErr = pgbin.Ensure(context.Background(), pgbin.Options{BinDir: os.Getenv("UPLINK_PG_BINDIR")}, in)
+		if installed {
+			fmt.Fprintf(os.Stderr, "pgtest: installed PostgreSQL %s in %s\n", found.Version, found.Dir)
+		}
 	})
 	return found, findErr
 }
@@ -160,12 +177,7 @@ func newServer(t testing.TB, base string) *Server {
 }
 
 func (s *Server) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	s.user.Apply(cmd.SysProcAttr)
-	cmd.Env = s.user.Env(os.Environ())
-	cmd.Dir = "/"
-	return cmd
+	return s.user.Command(context.Background(), name, args...)
 }
 
 // Start runs the server and waits until it accepts connections.
@@ -253,6 +265,9 @@ func (s *Server) signal(sig syscall.Signal, wait time.Duration) error {
 	syscall.Kill(-cmd.Process.Pid, sig)
 	select {
 	case <-exited:
+		// After a SIGKILL the backends may still be on their way out,
+		// holding the shared memory a restart needs.
+		runas.WaitGone(cmd.Process.Pid, wait)
 		return nil
 	case <-time.After(wait):
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

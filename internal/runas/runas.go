@@ -4,8 +4,10 @@
 package runas
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
 	"syscall"
@@ -37,6 +39,15 @@ func Lookup(name string) (*User, error) {
 	return &User{Name: name, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}, nil
 }
 
+// LookupID finds an OS user by uid.
+func LookupID(uid uint32) (*User, error) {
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return nil, err
+	}
+	return Lookup(u.Username)
+}
+
 // IsRoot reports whether this process has root's user id.
 func IsRoot() bool { return os.Geteuid() == 0 }
 
@@ -48,7 +59,9 @@ func (u *User) Apply(attr *syscall.SysProcAttr) {
 	if u == nil {
 		return
 	}
-	attr.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, NoSetGroups: true}
+	// No supplementary groups: with NoSetGroups the child would keep
+	// root's (gid 0 among them) and read what group root may read.
+	attr.Credential = &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
 }
 
 // Chown gives path to u; a nil u does nothing.
@@ -78,4 +91,20 @@ func (u *User) Env(base []string) []string {
 
 func hasKey(kv, key string) bool {
 	return len(kv) > len(key) && kv[:len(key)] == key && kv[len(key)] == '='
+}
+
+// Command prepares name to run as u (nil: the current user) in its own
+// process group, from /, with an environment fit for u. The kernel kills
+// it if Uplink's thread that started it dies (Pdeathsig, set after the
+// credential change so that it survives it); callers may choose another
+// signal.
+func (u *User) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	u.Apply(cmd.SysProcAttr)
+	cmd.Env = u.Env(os.Environ())
+	// A cwd the user may not enter (root's home) makes some PostgreSQL
+	// programs fail with "could not identify current directory".
+	cmd.Dir = "/"
+	return cmd
 }

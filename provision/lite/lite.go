@@ -1,0 +1,649 @@
+package lite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/uplinkhq/uplink/internal/pgbin"
+	"github.com/uplinkhq/uplink/internal/runas"
+	"github.com/uplinkhq/uplink/provision"
+	"github.com/uplinkhq/uplink/status"
+)
+
+// Lite runs a private PostgreSQL as Uplink's child process. Create it with
+// New; it is safe for concurrent use.
+type Lite struct {
+	cfg Config
+	lay Layout
+	log *slog.Logger
+	tr  *tracker
+
+	failed     chan error
+	failedOnce sync.Once
+
+	// Seams for tests; New sets them to the real machine.
+	installer *pgbin.Installer
+	creator   *runas.Creator
+	deathSig  syscall.Signal // sent to the postmaster if Uplink dies
+
+	mu         sync.Mutex
+	provCancel context.CancelCauseFunc // set while Provision runs
+	provDone   chan struct{}
+	running    bool // Provision succeeded and Stop has not run
+	dsn        provision.DSN
+	lock       *dirLock
+	serverLog  *serverLog
+	run        runParams   // what every (re)start of the server needs
+	pm         *postmaster // the current server, replaced by restarts
+	superStop  context.CancelFunc
+	superDone  chan struct{}
+}
+
+// runParams are fixed for one Provision: restarts use the same binaries,
+// user, password and port, so the DSN handed out stays valid.
+type runParams struct {
+	bin      pgbin.Binaries
+	user     *runas.User
+	password string
+	port     int
+}
+
+var _ provision.Provisioner = (*Lite)(nil)
+
+// errStopped is the cause given to a Provision that Stop interrupts.
+var errStopped = errors.New("lite: stopped")
+
+// New checks cfg, applies its defaults, and returns a Lite that has not
+// touched anything yet.
+func New(cfg Config) (*Lite, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("component", "postgres")
+	l := &Lite{
+		cfg:      cfg,
+		lay:      LayoutOf(cfg.DataDir),
+		log:      log,
+		tr:       newTracker(log, cfg.DataDir),
+		failed:   make(chan error, 1),
+		creator:  &runas.Creator{},
+		deathSig: syscall.SIGINT,
+	}
+	l.installer = &pgbin.Installer{
+		Never:  cfg.Install == InstallNever,
+		Output: logWriter{log},
+		Progress: func(line string) {
+			if l.tr.currentStep() != StepInstall {
+				l.tr.set(StepInstall, status.Warn, "installing PostgreSQL through the OS package manager")
+			}
+			l.tr.progress(StepInstall, "installing PostgreSQL: "+line)
+		},
+	}
+	return l, nil
+}
+
+// Mode is provision.ModeLite.
+func (l *Lite) Mode() provision.Mode { return provision.ModeLite }
+
+// Layout is where l keeps its files.
+func (l *Lite) Layout() Layout { return l.lay }
+
+// Status reports the current step, the step history (Data["steps"]), and
+// on failure the tail of the server log (Data["log_tail"]). It never
+// contains a password.
+func (l *Lite) Status() status.Check { return l.tr.snapshot() }
+
+// Failed delivers one error if the server keeps dying: more than
+// MaxRestarts failures within RestartWindow.
+func (l *Lite) Failed() <-chan error { return l.failed }
+
+// Provision brings the server up and returns a DSN over its unix socket,
+// for the application role and database. See the package documentation
+// for the steps. A second call while the server runs returns the same
+// DSN; a call after an error starts over.
+func (l *Lite) Provision(ctx context.Context) (provision.DSN, error) {
+	l.mu.Lock()
+	switch {
+	case l.running:
+		defer l.mu.Unlock()
+		return l.dsn, nil
+	case l.provCancel != nil:
+		l.mu.Unlock()
+		return "", errors.New("lite: Provision is already running")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	l.provCancel, l.provDone = cancel, done
+	l.mu.Unlock()
+
+	dsn, err := l.provision(ctx)
+	cancel(nil)
+
+	l.mu.Lock()
+	l.provCancel = nil
+	close(done)
+	if err == nil {
+		l.running, l.dsn = true, dsn
+		l.tr.setServing(true)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		l.tr.fail(err, status.HintOf(err), l.tail())
+	}
+	return dsn, err
+}
+
+// provision does the work of Provision. Whatever it set up is undone when
+// it fails, so a retry starts from a clean slate.
+func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
+	defer func() {
+		if err != nil {
+			l.rollback()
+		}
+	}()
+	lay := l.lay
+	l.tr.set(StepCheck, status.Warn, "checking "+lay.Root)
+	_, major, err := lay.inspect()
+	if err != nil {
+		return "", err
+	}
+	// Binaries before anything is created: a refusal (wrong major, none
+	// and no permission to install) leaves the directory as it was.
+	var rp runParams
+	if rp.bin, err = l.binaries(ctx, major); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(lay.Root, 0o755); err != nil {
+		return "", &status.ActionError{Problem: "cannot create the data directory", Err: err, Hint: "set UPLINK_DATA_DIR to a directory Uplink may write"}
+	}
+	lock, err := lockDir(lay.Lock)
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	l.lock = lock
+	l.mu.Unlock()
+	// Again under the lock: another Uplink may have initialised meanwhile.
+	cluster, major, err := lay.inspect()
+	if err != nil {
+		return "", err
+	}
+	if major != 0 && major != rp.bin.Major {
+		if rp.bin, err = l.binaries(ctx, major); err != nil {
+			return "", err
+		}
+	}
+	for _, d := range []struct {
+		path string
+		perm fs.FileMode
+	}{{lay.PG, 0o755}, {lay.LogDir, 0o700}} {
+		if err := os.Mkdir(d.path, d.perm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	l.noteLeftovers()
+
+	if rp.user, err = l.serverUser(ctx, cluster); err != nil {
+		return "", err
+	}
+	if rp.password, err = l.password(cluster); err != nil {
+		return "", err
+	}
+	if err := l.prepareRunDir(rp.user); err != nil {
+		return "", err
+	}
+	st, err := readState(lay.State)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.log.Warn("state file unreadable; rebuilding it", "path", lay.State, "err", err)
+	}
+	if cluster == noCluster {
+		if err := l.initdb(ctx, rp); err != nil {
+			return "", err
+		}
+		st.Created = time.Now().UTC()
+	}
+	if err := l.stopOrphan(); err != nil {
+		return "", err
+	}
+	if err := l.pickPort(&st, rp.bin); err != nil {
+		return "", err
+	}
+	rp.port = st.Port
+	l.tr.setInfo(map[string]any{"bindir": rp.bin.Dir, "version": rp.bin.Version, "port": rp.port})
+
+	slog, err := openServerLog(lay.LogFile, l.cfg.LogMaxBytes, l.cfg.LogKeep, l.log)
+	if err != nil {
+		return "", err
+	}
+	l.mu.Lock()
+	l.serverLog, l.run = slog, rp
+	l.mu.Unlock()
+
+	var conn *pgx.Conn
+	pm, err := l.start(ctx, StepStart, func(c *pgx.Conn) { conn = c })
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	l.mu.Lock()
+	l.pm = pm
+	l.mu.Unlock()
+
+	if err := l.ensureApp(ctx, conn, rp.password); err != nil {
+		return "", err
+	}
+	l.tr.set(StepReady, status.Pass, fmt.Sprintf("PostgreSQL %s ready on port %d", rp.bin.Version, rp.port))
+
+	superCtx, superStop := context.WithCancel(context.WithoutCancel(ctx))
+	superDone := make(chan struct{})
+	l.mu.Lock()
+	l.superStop, l.superDone = superStop, superDone
+	l.mu.Unlock()
+	go l.supervise(superCtx, pm, superDone)
+	return kvDSN(lay.Run, rp.port, l.cfg.User, rp.password, l.cfg.Database), nil
+}
+
+// binaries finds the server programs, for the cluster's major if there is
+// a cluster, and installs them when the machine has none at all.
+func (l *Lite) binaries(ctx context.Context, major int) (pgbin.Binaries, error) {
+	l.tr.set(StepFindBinaries, status.Warn, "looking for PostgreSQL server binaries")
+	opts := pgbin.Options{BinDir: l.cfg.BinDir, Major: major}
+	b, _, err := pgbin.Ensure(ctx, opts, l.installer)
+	var nf *pgbin.NotFoundError
+	switch {
+	case err == nil:
+		l.log.Info("postgres binaries", "bindir", b.Dir, "version", b.Version)
+		return b, nil
+	case status.IsAction(err) || ctx.Err() != nil:
+		return b, err
+	case opts.BinDir != "":
+		return b, &status.ActionError{Problem: "no usable PostgreSQL in UPLINK_PG_BINDIR", Err: err,
+			Hint: "point UPLINK_PG_BINDIR at the bin directory of PostgreSQL " + majorText(major) + ", or unset it"}
+	case major != 0:
+		return b, &status.ActionError{
+			Problem: fmt.Sprintf("the cluster in %s was made by PostgreSQL %d, and no PostgreSQL %d binaries are installed", l.lay.Data, major, major),
+			Err:     err,
+			Hint:    fmt.Sprintf("install PostgreSQL %d (Debian: apt-get install postgresql-%d), or upgrade the cluster with pg_upgrade; Uplink never re-initialises an existing cluster", major, major),
+		}
+	case errors.As(err, &nf):
+		return b, &status.ActionError{Problem: "no usable PostgreSQL server binaries", Err: err,
+			Hint: fmt.Sprintf("install PostgreSQL %d or newer and set UPLINK_PG_BINDIR, or set DATABASE_URL to use an existing server (pro mode)", pgbin.MinMajor)}
+	}
+	return b, err
+}
+
+func majorText(major int) string {
+	if major == 0 {
+		return fmt.Sprintf("%d or newer", pgbin.MinMajor)
+	}
+	return fmt.Sprint(major)
+}
+
+// serverUser picks the OS user PostgreSQL runs as. As root: the owner of an
+// existing cluster (PostgreSQL insists on it), else postgres, else a
+// system user created for it. Not root: Uplink's own user.
+func (l *Lite) serverUser(ctx context.Context, cluster clusterState) (*runas.User, error) {
+	if !runas.IsRoot() {
+		return nil, nil
+	}
+	var u *runas.User
+	var err error
+	if cluster == clusterExists {
+		fi, serr := os.Stat(l.lay.Data)
+		if serr != nil {
+			return nil, serr
+		}
+		uid := fi.Sys().(*syscall.Stat_t).Uid
+		if uid == 0 {
+			return nil, &status.ActionError{Problem: l.lay.Data + " is owned by root, and PostgreSQL will not run as root",
+				Hint: "give it to the postgres user: chown -R postgres:postgres " + l.lay.Data}
+		}
+		u, err = runas.LookupID(uid)
+	} else {
+		u, err = runas.Postgres(ctx, l.creator)
+	}
+	if err != nil {
+		return nil, &status.ActionError{Problem: "no OS user to run PostgreSQL as", Err: err, Hint: "create a postgres system user (useradd --system postgres)"}
+	}
+	if err := u.CanReach(l.lay.Data); err != nil {
+		return nil, &status.ActionError{Problem: "PostgreSQL cannot reach its data directory", Err: err,
+			Hint: "let that directory be traversed (chmod o+x), or set UPLINK_DATA_DIR elsewhere (default /var/lib/uplink)"}
+	}
+	return u, nil
+}
+
+// password reads pg/password, creating it only for a cluster yet to be
+// made: an existing cluster without its password file cannot be opened,
+// and Uplink does not reset the password behind anyone's back.
+func (l *Lite) password(cluster clusterState) (string, error) {
+	pw, err := readPassword(l.lay.Password)
+	switch {
+	case err == nil:
+		return pw, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", err
+	case cluster == clusterExists:
+		return "", &status.ActionError{Problem: l.lay.Password + " is missing, and the cluster in " + l.lay.Data + " needs it",
+			Hint: "restore pg/password from a backup of this data directory"}
+	}
+	return newPassword(l.lay.Password)
+}
+
+func (l *Lite) prepareRunDir(u *runas.User) error {
+	if err := os.Mkdir(l.lay.Run, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return u.Chown(l.lay.Run)
+}
+
+// noteLeftovers cleans up what only Uplink writes and names what it
+// will not delete.
+func (l *Lite) noteLeftovers() {
+	// initdb's password file, if a crash kept it from being removed.
+	os.Remove(l.lay.initdbPwfile())
+	stale, _ := filepath.Glob(filepath.Join(l.lay.PG, "data.initdb-*"))
+	for _, dir := range stale {
+		l.log.Warn("left over from an interrupted initdb; it holds no data and can be deleted", "path", dir)
+	}
+}
+
+// initdb creates the cluster in a fresh directory beside pg/data and
+// renames it into place once complete, so that an initdb killed halfway
+// never leaves a pg/data that looks like a cluster but is not one.
+func (l *Lite) initdb(ctx context.Context, rp runParams) error {
+	l.tr.set(StepInitdb, status.Warn, "initdb: creating the cluster with PostgreSQL "+rp.bin.Version)
+	target, staging := l.lay.Data, ""
+	if _, err := os.Stat(l.lay.Data); errors.Is(err, fs.ErrNotExist) {
+		dir, err := os.MkdirTemp(l.lay.PG, "data.initdb-")
+		if err != nil {
+			return err
+		}
+		target, staging = dir, dir
+	}
+	if err := os.Chmod(target, 0o700); err != nil {
+		return err
+	}
+	if err := rp.user.Chown(target); err != nil {
+		return err
+	}
+	pwfile := l.lay.initdbPwfile()
+	if err := os.WriteFile(pwfile, []byte(rp.password+"\n"), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(pwfile)
+	if err := rp.user.Chown(pwfile); err != nil {
+		return err
+	}
+	cmd := rp.user.Command(ctx, rp.bin.Path("initdb"), "-D", target, "-U", superuser, "--pwfile", pwfile,
+		"--auth=scram-sha-256", "--encoding=UTF8", "--locale=C")
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		l.log.Debug("initdb: " + line)
+	}
+	if err != nil {
+		if staging != "" {
+			os.Remove(staging) // initdb empties it on failure; a non-empty one stays
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return &status.ActionError{Problem: "initdb failed: " + err.Error() + ": " + lastLines(string(out), 3),
+			Hint: "fix what initdb reports (disk space, permissions), then restart Uplink"}
+	}
+	if staging != "" {
+		if err := os.Rename(staging, l.lay.Data); err != nil {
+			return err
+		}
+	}
+	return syncDir(l.lay.PG)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], " | ")
+}
+
+func (l *Lite) stopOrphan() error {
+	res, err := stopOrphan(l.lay.Data, l.cfg.StopTimeout, l.cfg.QuitTimeout)
+	switch {
+	case res.identity == procOurs:
+		l.tr.set(StepOrphan, status.Warn, fmt.Sprintf("stopped a postgres (pid %d) left running by a previous Uplink", res.pid))
+		l.log.Warn("stopped a left-over postgres", "pid", res.pid, "signals", fmt.Sprint(res.signals))
+	case res.identity == procForeign:
+		l.log.Warn("postmaster.pid named a process that is not our postgres; removed the stale file", "pid", res.pid)
+	}
+	return err
+}
+
+// pickPort keeps the port in the state file while it is free, and picks
+// and records a new one when another program has taken it.
+func (l *Lite) pickPort(st *state, bin pgbin.Binaries) error {
+	old := st.Port
+	if old == 0 || !portFree(old) {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		st.Port = p
+		if old != 0 {
+			l.log.Warn("port taken by another program; moving the server", "old_port", old, "port", p)
+		}
+	}
+	next := *st
+	next.Major, next.Version, next.BinDir = bin.Major, bin.Version, bin.Dir
+	next.Database, next.User = l.cfg.Database, l.cfg.User
+	if next == *st && old == st.Port && old != 0 {
+		return nil
+	}
+	*st = next
+	return writeState(l.lay.State, next)
+}
+
+// start runs the server and waits until it accepts the superuser over the
+// socket. withConn, if set, receives that first connection; otherwise it
+// is closed. A server that fails to come up is stopped before start
+// returns, and returned too, so the supervisor can count its failure.
+func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (*postmaster, error) {
+	l.mu.Lock()
+	rp, slog := l.run, l.serverLog
+	l.mu.Unlock()
+	l.tr.set(step, status.Warn, fmt.Sprintf("starting PostgreSQL %s on port %d", rp.bin.Version, rp.port))
+	pm, err := startPostmaster(rp.bin, l.lay, rp.port, rp.user, l.deathSig, slog, l.tr.event)
+	if err != nil {
+		return nil, err
+	}
+	super := kvDSN(l.lay.Run, rp.port, superuser, rp.password, "postgres")
+	err = pm.waitReady(ctx, l.cfg.StartTimeout, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err := connect(ctx, super)
+		if err != nil {
+			return err
+		}
+		if _, err = conn.Exec(ctx, "SELECT 1"); err != nil || withConn == nil {
+			conn.Close(ctx)
+			return err
+		}
+		withConn(conn)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w: %s", err, strings.Join(slog.Tail(3), " | "))
+		}
+		pm.stop(context.WithoutCancel(ctx), l.cfg.StopTimeout, l.cfg.QuitTimeout)
+		return pm, err
+	}
+	return pm, nil
+}
+
+func (l *Lite) ensureApp(ctx context.Context, conn *pgx.Conn, password string) error {
+	changed, err := ensureApp(ctx, conn, l.cfg.User, l.cfg.Database, password)
+	if changed {
+		// Recorded after the fact: the step is quick, and the history
+		// should show that this start made the role or database.
+		l.tr.set(StepCreateDatabase, status.Warn, fmt.Sprintf("created or repaired role %s and database %s", l.cfg.User, l.cfg.Database))
+	}
+	return err
+}
+
+// supervise restarts the server whenever it dies, until ctx ends or the
+// failures exceed the limit. The port stays the same: the DSN handed out
+// names it (the socket file is called after it).
+func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}) {
+	defer close(done)
+	var failures []time.Time
+	exited, cause := pm.exited, ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-exited:
+		}
+		if pm != nil {
+			// The backends of a killed postmaster still hold its shared
+			// memory; a new one started beside them would fail.
+			pm.killGroup()
+			runas.WaitGone(pm.pid, 5*time.Second)
+			cause = fmt.Sprintf("postgres (pid %d) exited: %s", pm.pid, pm.state)
+		}
+		l.log.Error("postgres stopped unexpectedly", "err", cause)
+		now := time.Now()
+		failures = append(failures, now)
+		for now.Sub(failures[0]) > l.cfg.RestartWindow {
+			failures = failures[1:]
+		}
+		if len(failures) > l.cfg.MaxRestarts {
+			err := fmt.Errorf("postgres failed %d times within %s; giving up. Last: %s", len(failures), l.cfg.RestartWindow, cause)
+			l.tr.fail(err, "see "+l.lay.LogFile+"; fix the cause and restart Uplink", l.tail())
+			l.failedOnce.Do(func() { l.failed <- err })
+			return
+		}
+		delay := backoff(len(failures), l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax)
+		l.tr.restarting(len(failures), now.Add(delay), cause, l.tail())
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		next, err := l.start(ctx, StepStart, nil)
+		switch {
+		case err == nil:
+			pm, exited = next, next.exited
+			l.tr.set(StepReady, status.Pass, "ready again after a restart")
+		case ctx.Err() != nil:
+			return // start has stopped what it started
+		default:
+			pm, exited, cause = nil, closedChan, err.Error()
+		}
+		l.mu.Lock()
+		l.pm = pm
+		l.mu.Unlock()
+	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// tail is the end of the server log, for /status.
+func (l *Lite) tail() []string {
+	l.mu.Lock()
+	slog := l.serverLog
+	l.mu.Unlock()
+	if slog == nil {
+		return nil
+	}
+	return slog.Tail(15)
+}
+
+// Stop shuts the server down (see Config.StopTimeout) and releases the
+// data directory. It interrupts a Provision under way. It is idempotent.
+func (l *Lite) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	if l.provCancel != nil {
+		l.provCancel(errStopped)
+	}
+	provDone := l.provDone
+	l.mu.Unlock()
+	if provDone != nil {
+		<-provDone // a failed Provision rolls back on its own
+	}
+
+	l.mu.Lock()
+	superStop, superDone := l.superStop, l.superDone
+	l.superStop, l.superDone = nil, nil
+	wasRunning := l.running
+	l.running = false
+	l.mu.Unlock()
+	if !wasRunning {
+		return nil
+	}
+	l.tr.setServing(false)
+	if superStop != nil {
+		superStop()
+		<-superDone
+	}
+	l.tr.set(StepStop, status.Warn, "stopping PostgreSQL")
+	err := l.shutdown(ctx)
+	l.tr.set(StepStopped, status.Warn, "PostgreSQL stopped")
+	return err
+}
+
+// rollback undoes a failed Provision.
+func (l *Lite) rollback() { l.shutdown(context.Background()) }
+
+// shutdown stops the server if one runs, then closes the log and drops
+// the lock: in that order, so no second Uplink starts beside a server
+// still shutting down.
+func (l *Lite) shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	pm, slog, lock := l.pm, l.serverLog, l.lock
+	l.pm, l.serverLog, l.lock = nil, nil, nil
+	l.mu.Unlock()
+	var err error
+	if pm != nil {
+		err = pm.stop(ctx, l.cfg.StopTimeout, l.cfg.QuitTimeout)
+		if pm.logDone != nil {
+			select {
+			case <-pm.logDone:
+			case <-time.After(2 * time.Second): // a straggler holds the pipe; its lines are not worth the wait
+			}
+		}
+	}
+	if slog != nil {
+		slog.Close()
+	}
+	lock.release()
+	return err
+}
+
+// logWriter sends the package manager's output to the log a line at a
+// time (pgbin splits it).
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.log.Info("install: " + strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

@@ -1,0 +1,567 @@
+package lite
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/runas"
+	"github.com/uplinkhq/uplink/status"
+)
+
+// TestColdThenWarm walks the main path: a cold start initialises and
+// serves, the files are private, nothing listens beyond loopback, no
+// password leaks, and a warm start reuses the cluster and its rows.
+func TestColdThenWarm(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	lay := LayoutOf(dir)
+
+	cold := newLite(t, dir, nil)
+	began := time.Now()
+	dsn := provisionOK(t, cold)
+	coldTime := time.Since(began)
+
+	if st := cold.Status(); st.Status != status.Pass || st.Data["step"] != StepReady {
+		t.Fatalf("Status after Provision = %+v", st)
+	}
+	for _, want := range []Step{StepCheck, StepFindBinaries, StepInitdb, StepStart, StepCreateDatabase, StepReady} {
+		if !hasStep(cold.steps(), want) {
+			t.Errorf("cold start steps %v lack %s", cold.steps(), want)
+		}
+	}
+	exec1(t, dsn, "CREATE TABLE kept (v text)")
+	exec1(t, dsn, "INSERT INTO kept VALUES ('before restart')")
+
+	t.Run("files are private", func(t *testing.T) { checkModes(t, lay) })
+	t.Run("loopback only", func(t *testing.T) { checkLoopbackOnly(t, cold.pid()) })
+	t.Run("conninfo", func(t *testing.T) {
+		ci, err := ReadConnInfo(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.PID != cold.pid() {
+			t.Errorf("ConnInfo.PID = %d, running postmaster is %d", ci.PID, cold.pid())
+		}
+		if n := queryInt(t, ci.URL(), "SELECT count(*) FROM kept"); n != 1 {
+			t.Errorf("over TCP: %d rows", n)
+		}
+		if ci.SocketDSN() != dsn {
+			t.Errorf("SocketDSN %s != Provision's %s", ci.SocketDSN(), dsn)
+		}
+	})
+	// Someone changes the application role's password by hand: the next
+	// start puts pg/password's back, or the DSN would stop working.
+	super := kvDSN(lay.Run, cold.run.port, superuser, cold.run.password, "postgres")
+	exec1(t, super, "ALTER ROLE uplink PASSWORD 'changed-by-hand'")
+
+	if err := cold.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cold.Stop(context.Background()); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if ci, err := ReadConnInfo(dir); err != nil || ci.PID != 0 {
+		t.Errorf("ConnInfo after Stop: PID %d, %v", ci.PID, err)
+	}
+
+	warm := newLite(t, dir, nil)
+	began = time.Now()
+	dsn2 := provisionOK(t, warm)
+	warmTime := time.Since(began)
+	t.Logf("cold Provision %v, warm Provision %v", coldTime.Round(time.Millisecond), warmTime.Round(time.Millisecond))
+	if hasStep(warm.steps(), StepInitdb) || hasStep(warm.steps(), StepRecover) {
+		t.Errorf("warm start steps %v: initdb or recovery after a clean stop", warm.steps())
+	}
+	if !hasStep(warm.steps(), StepCreateDatabase) {
+		t.Errorf("warm start steps %v: the changed password was not repaired", warm.steps())
+	}
+	if n := queryInt(t, dsn2, "SELECT count(*) FROM kept WHERE v = 'before restart'"); n != 1 {
+		t.Fatalf("row written before the restart: found %d", n)
+	}
+
+	t.Run("no password in logs or status", func(t *testing.T) {
+		pw := warm.run.password
+		raw, err := json.Marshal(warm.Status())
+		if err != nil {
+			t.Fatal(err)
+		}
+		serverLog, _ := os.ReadFile(lay.LogFile)
+		for what, text := range map[string]string{
+			"cold log": cold.logs.String(), "warm log": warm.logs.String(),
+			"status": string(raw), "server log": string(serverLog),
+			"DSN %v": fmt.Sprintf("%v %s", dsn, dsn2),
+		} {
+			if strings.Contains(text, pw) {
+				t.Errorf("%s contains the password", what)
+			}
+		}
+		if !strings.Contains(dsn2.Secret(), pw) {
+			t.Error("DSN has no password: the test above proves nothing")
+		}
+	})
+}
+
+func checkModes(t *testing.T, lay Layout) {
+	pgUser := pgtest.User(t)
+	for _, c := range []struct {
+		path string
+		perm fs.FileMode
+		ours bool // owned by Uplink's user rather than the server's
+	}{
+		{lay.Data, 0o700, false},
+		{lay.Run, 0o700, false},
+		{lay.Password, 0o600, true},
+		{lay.LogDir, 0o700, true},
+		{lay.LogFile, 0o600, true},
+	} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if fi.Mode().Perm() != c.perm {
+			t.Errorf("%s: mode %v, want %v", c.path, fi.Mode().Perm(), c.perm)
+		}
+		uid := fi.Sys().(*syscall.Stat_t).Uid
+		want := uint32(os.Geteuid())
+		if !c.ours && pgUser != nil {
+			want = pgUser.UID
+		}
+		if uid != want {
+			t.Errorf("%s: owner %d, want %d", c.path, uid, want)
+		}
+	}
+	if _, err := os.Stat(lay.initdbPwfile()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("initdb's password file is still there: %v", err)
+	}
+}
+
+// checkLoopbackOnly finds the postmaster's listening TCP sockets in
+// /proc/net and insists they are all on 127.0.0.1.
+func checkLoopbackOnly(t *testing.T, pid int) {
+	inodes := map[string]bool{}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	var listening []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		raw, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: LISTEN
+				continue
+			}
+			addr := decodeProcAddr(t, f[1])
+			listening = append(listening, addr)
+			if !strings.HasPrefix(addr, "127.0.0.1:") {
+				t.Errorf("postmaster listens on %s", addr)
+			}
+		}
+	}
+	if len(listening) == 0 {
+		t.Fatal("found no listening socket of the postmaster: the check proves nothing")
+	}
+}
+
+// decodeProcAddr turns /proc/net/tcp's "0100007F:1F90" into 127.0.0.1:8080.
+// Addresses are 32-bit words in host (little-endian) order.
+func decodeProcAddr(t *testing.T, s string) string {
+	hexIP, hexPort, _ := strings.Cut(s, ":")
+	raw, err := hex.DecodeString(hexIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+4 <= len(raw); i += 4 {
+		slices.Reverse(raw[i : i+4])
+	}
+	port, _ := strconv.ParseUint(hexPort, 16, 16)
+	return net.JoinHostPort(net.IP(raw).String(), strconv.Itoa(int(port)))
+}
+
+// TestPostgresKilledIsRestarted: kill -9 of the postmaster, and Uplink
+// brings it back through crash recovery, same DSN, no restart of its own.
+func TestPostgresKilledIsRestarted(t *testing.T) {
+	t.Parallel()
+	l := newLite(t, dataDir(t), nil)
+	dsn := provisionOK(t, l)
+	exec1(t, dsn, "CREATE TABLE t AS SELECT 1 AS v")
+	old := l.pid()
+	killPID(t, old)
+	eventually(t, time.Minute, "a new postmaster, ready", func() bool {
+		return l.pid() != old && l.Status().Data["step"] == StepReady
+	})
+	if n := queryInt(t, dsn, "SELECT count(*) FROM t"); n != 1 {
+		t.Fatalf("after restart: %d rows", n)
+	}
+	steps := l.steps()
+	restart := slices.Index(steps, StepRestart)
+	if restart < 0 || !slices.Contains(steps[restart:], StepRecover) {
+		t.Errorf("steps %v: want restart, then recover", steps)
+	}
+	if st := l.Status(); st.LastError == "" || st.Status != status.Pass {
+		t.Errorf("Status after recovery = %+v; want pass with the crash as last error", st)
+	}
+	select {
+	case err := <-l.Failed():
+		t.Fatalf("Failed delivered after one crash: %v", err)
+	default:
+	}
+}
+
+// TestGivesUpAfterRepeatedFailures: a server that cannot start again is
+// retried MaxRestarts times, then Failed delivers and Status fails with
+// the server's own words.
+func TestGivesUpAfterRepeatedFailures(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	l := newLite(t, dir, func(c *Config) { c.MaxRestarts = 2 })
+	provisionOK(t, l)
+	conf := filepath.Join(LayoutOf(dir).Data, "postgresql.conf")
+	f, err := os.OpenFile(conf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "shared_buffers = 'plenty'")
+	f.Close()
+	killPID(t, l.pid())
+
+	select {
+	case err := <-l.Failed():
+		if !strings.Contains(err.Error(), "3 times") {
+			t.Errorf("Failed: %v; want it to count 3 failures", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("Failed did not deliver; status %+v", l.Status())
+	}
+	st := l.Status()
+	tail, _ := st.Data["log_tail"].([]string)
+	if st.Status != status.Fail || st.Data["step"] != StepFailed || !strings.Contains(strings.Join(tail, "\n"), "shared_buffers") {
+		t.Errorf("Status = %+v; want fail with the log tail naming shared_buffers", st)
+	}
+	if err := l.Stop(context.Background()); err != nil {
+		t.Errorf("Stop after giving up: %v", err)
+	}
+	lock, err := lockDir(LayoutOf(dir).Lock)
+	if err != nil {
+		t.Fatalf("lock not released by Stop: %v", err)
+	}
+	lock.release()
+}
+
+// TestSecondUplinkRefusedAndKilledUplink: another Uplink process holds
+// the data directory, so a second one is refused at once; then the first
+// is killed with SIGKILL. Its server gets the parent-death signal (SIGINT,
+// a clean fast shutdown), and the next Uplink comes up on the same data,
+// without crash recovery.
+func TestSecondUplinkRefusedAndKilledUplink(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	h := startHelper(t, dir, false)
+	ci, err := ReadConnInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec1(t, ci.URL(), "CREATE TABLE survived AS SELECT 1 AS v")
+
+	second := newLite(t, dir, nil)
+	began := time.Now()
+	_, err = second.Provision(context.Background())
+	if !errors.Is(err, ErrLocked) || !status.IsAction(err) {
+		t.Fatalf("second Uplink: %v; want an ActionError wrapping ErrLocked", err)
+	}
+	if d := time.Since(began); d > 2*time.Second {
+		t.Errorf("refusal took %v; want it at once", d)
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(h.cmd.Process.Pid)) {
+		t.Errorf("refusal %q does not name the holder's pid %d", err, h.cmd.Process.Pid)
+	}
+	if st := second.Status(); st.Status != status.Fail || st.Hint == "" {
+		t.Errorf("Status of refused Uplink = %+v", st)
+	}
+
+	h.kill()
+	third := newLite(t, dir, nil)
+	dsn := provisionOK(t, third)
+	if processAlive(h.pgPID) {
+		t.Errorf("the killed Uplink's postmaster %d still runs", h.pgPID)
+	}
+	if hasStep(third.steps(), StepRecover) {
+		t.Errorf("steps %v: recovery after a parent-death SIGINT, which should shut down cleanly", third.steps())
+	}
+	if n := queryInt(t, dsn, "SELECT count(*) FROM survived"); n != 1 {
+		t.Fatalf("rows after the kill: %d", n)
+	}
+}
+
+// TestOrphanStopped: a server left running by an Uplink whose parent-death
+// signal could not fire (here: switched off in the helper) is found
+// through postmaster.pid, /proc/PID/exe and cwd, and stopped first.
+func TestOrphanStopped(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	h := startHelper(t, dir, true)
+	h.kill()
+	// Still serving with its parent gone: a real orphan.
+	ci, err := ReadConnInfo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci.PID != h.pgPID {
+		t.Fatalf("orphan not identified: ConnInfo.PID %d, postmaster %d", ci.PID, h.pgPID)
+	}
+	exec1(t, ci.URL(), "CREATE TABLE from_orphan_era AS SELECT 1 AS v")
+
+	l := newLite(t, dir, nil)
+	dsn := provisionOK(t, l)
+	if !hasStep(l.steps(), StepOrphan) {
+		t.Errorf("steps %v lack %s", l.steps(), StepOrphan)
+	}
+	if processAlive(h.pgPID) {
+		t.Errorf("orphan %d still alive", h.pgPID)
+	}
+	if n := queryInt(t, dsn, "SELECT count(*) FROM from_orphan_era"); n != 1 {
+		t.Fatalf("rows: %d", n)
+	}
+}
+
+// TestReusedPIDLeftAlone: postmaster.pid names a live process that is not
+// a postgres (a pid reused after a crash), owned by the server's own user
+// so that PostgreSQL itself would refuse the file. Uplink leaves the
+// process alone and starts.
+func TestReusedPIDLeftAlone(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	first := newLite(t, dir, nil)
+	provisionOK(t, first)
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := pgtest.User(t).Command(context.Background(), "sleep", "300")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	lay := LayoutOf(dir)
+	pidFile := fmt.Sprintf("%d\n%s\n%d\n%d\n%s\n127.0.0.1\n  0 0\nready   \n", sleeper.Process.Pid, lay.Data, time.Now().Unix(), first.run.port, lay.Run)
+	if err := os.WriteFile(filepath.Join(lay.Data, "postmaster.pid"), []byte(pidFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.User(t).Chown(filepath.Join(lay.Data, "postmaster.pid"))
+
+	l := newLite(t, dir, nil)
+	provisionOK(t, l)
+	if !processAlive(sleeper.Process.Pid) {
+		t.Error("the unrelated process was killed")
+	}
+	if hasStep(l.steps(), StepOrphan) {
+		t.Errorf("steps %v: an unrelated process was treated as an orphan", l.steps())
+	}
+}
+
+// TestPortTakenMovesServer: another program listens on the recorded port;
+// the next start picks a new one, records it, and says so.
+func TestPortTakenMovesServer(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	first := newLite(t, dir, nil)
+	provisionOK(t, first)
+	oldPort := first.run.port
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(oldPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	l := newLite(t, dir, nil)
+	dsn := provisionOK(t, l)
+	st, err := readState(LayoutOf(dir).State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Port == oldPort || l.run.port != st.Port || !strings.Contains(dsn.String(), "port="+strconv.Itoa(st.Port)) {
+		t.Errorf("old port %d, state %d, running %d, DSN %s", oldPort, st.Port, l.run.port, dsn)
+	}
+	if !strings.Contains(l.logs.String(), "port taken") {
+		t.Error("the move was not logged")
+	}
+	queryInt(t, dsn, "SELECT 1")
+}
+
+// TestStopEscalates: a server that ignores SIGINT and SIGQUIT (stopped
+// with SIGSTOP) is killed with its group, and the next start recovers.
+func TestStopEscalates(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	l := newLite(t, dir, func(c *Config) { c.StopTimeout, c.QuitTimeout = 100*time.Millisecond, 100*time.Millisecond })
+	provisionOK(t, l)
+	pid := l.pid()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Stop(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("Stop of a stuck server: %v; want it to say it killed it", err)
+	}
+	if processAlive(pid) {
+		t.Fatal("server still alive after Stop")
+	}
+	next := newLite(t, dir, nil)
+	provisionOK(t, next)
+	if !hasStep(next.steps(), StepRecover) {
+		t.Errorf("steps %v: want recovery after a SIGKILL", next.steps())
+	}
+}
+
+// tree records every file under a directory: path, mode, owner, size,
+// modification time and content hash.
+func tree(t *testing.T, root string) map[string]string {
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		sum := ""
+		if fi.Mode().IsRegular() {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			h := sha256.Sum256(raw)
+			sum = hex.EncodeToString(h[:8])
+		}
+		out[path] = fmt.Sprintf("%v %d:%d %d %d %s", fi.Mode(), st.Uid, st.Gid, fi.Size(), fi.ModTime().UnixNano(), sum)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRefusesForeignData: directories that are not Uplink's clusters are
+// refused with a hint and left exactly as they were.
+func TestRefusesForeignData(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		files map[string]string // relative to the data directory
+		want  string
+	}{
+		{"non-cluster pg/data", map[string]string{"pg/data/notes.txt": "mine", "pg/data/sub/keep.bin": "x"}, "not a PostgreSQL cluster"},
+		{"data dir is a cluster", map[string]string{"PG_VERSION": "15\n", "base/1/1259": "x"}, "itself a PostgreSQL data directory"},
+		{"other major", map[string]string{"pg/data/PG_VERSION": "11\n", "pg/data/base/1/1259": "x", "pg/password": "pw\n"}, "pg_upgrade"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := dataDir(t)
+			for rel, content := range c.files {
+				path := filepath.Join(dir, rel)
+				os.MkdirAll(filepath.Dir(path), 0o700)
+				if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := tree(t, filepath.Dir(dir))
+			l := newLite(t, dir, nil)
+			_, err := l.Provision(context.Background())
+			if !status.IsAction(err) || !strings.Contains(err.Error()+" "+status.HintOf(err), c.want) {
+				t.Fatalf("Provision: %v; want an ActionError saying %q", err, c.want)
+			}
+			if st := l.Status(); st.Status != status.Fail || st.Hint == "" {
+				t.Errorf("Status = %+v; want fail with a hint", st)
+			}
+			if after := tree(t, filepath.Dir(dir)); !mapsEqual(before, after) {
+				t.Errorf("directory changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestStopInterruptsProvision: Stop while Provision waits ends it, and
+// leaves nothing running or locked.
+func TestStopInterruptsProvision(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	l := newLite(t, dir, nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Provision(context.Background())
+		errc <- err
+	}()
+	eventually(t, time.Minute, "initdb to start", func() bool { return l.tr.currentStep() == StepInitdb })
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err == nil {
+		t.Fatal("Provision succeeded although Stop interrupted it")
+	}
+	lock, err := lockDir(LayoutOf(dir).Lock)
+	if err != nil {
+		t.Fatalf("lock still held: %v", err)
+	}
+	lock.release()
+	// The interrupted initdb left no pg/data that would pass for a cluster.
+	if _, err := os.Stat(filepath.Join(LayoutOf(dir).Data, "PG_VERSION")); err == nil {
+		t.Error("an interrupted initdb left pg/data/PG_VERSION")
+	}
+}
+
+// TestServerUserCannotReach: as root, a data directory under a path the
+// postgres user cannot enter is an ActionError, not an initdb failure.
+func TestServerUserCannotReach(t *testing.T) {
+	t.Parallel()
+	if !runas.IsRoot() {
+		t.Skip("needs root: the server user differs only then")
+	}
+	pgtest.Binaries(t)
+	l := newLite(t, filepath.Join(t.TempDir(), "uplink"), nil) // t.TempDir is 0700 root
+	_, err := l.Provision(context.Background())
+	if !status.IsAction(err) || !strings.Contains(err.Error(), "cannot enter") {
+		t.Fatalf("Provision: %v; want an ActionError about the path", err)
+	}
+}

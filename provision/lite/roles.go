@@ -1,0 +1,153 @@
+package lite
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/uplinkhq/uplink/provision"
+	"github.com/uplinkhq/uplink/status"
+)
+
+// superuser is the bootstrap role initdb creates; Uplink uses it only to
+// check readiness and to create the application role and database.
+const superuser = "postgres"
+
+// kvDSN builds a key=value connection string over the unix socket in
+// runDir. Values are quoted when they need it (a data directory with a
+// space in its path).
+func kvDSN(runDir string, port int, user, password, dbname string) provision.DSN {
+	parts := []string{
+		"host=" + kvQuote(runDir),
+		"port=" + strconv.Itoa(port),
+		"user=" + kvQuote(user),
+		"password=" + kvQuote(password),
+		"dbname=" + kvQuote(dbname),
+		"sslmode=disable",
+	}
+	return provision.DSN(strings.Join(parts, " "))
+}
+
+func kvQuote(v string) string {
+	if v != "" && !strings.ContainsAny(v, " '\\\t\n") {
+		return v
+	}
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// connect opens one connection; auth failures come back as
+// *status.ActionError since waiting will not fix a wrong password.
+func connect(ctx context.Context, dsn provision.DSN) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn.Secret())
+	if err != nil {
+		return nil, errors.New(provision.Redact(err.Error()))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
+		return nil, &status.ActionError{
+			Problem: "the cluster refused the password in pg/password for role " + cfg.User,
+			Err:     pgErr,
+			Hint:    "restore the pg/password that belongs to this cluster; Uplink never resets the superuser's password on its own",
+		}
+	}
+	return conn, err
+}
+
+// ensureApp creates the application role and database when missing, and
+// makes the role's password the one in pg/password again if someone
+// changed it. It reports whether it changed anything.
+func ensureApp(ctx context.Context, conn *pgx.Conn, role, db, password string) (bool, error) {
+	var verifier *string
+	var dbExists bool
+	err := conn.QueryRow(ctx, `SELECT
+		(SELECT rolpassword FROM pg_authid WHERE rolname = $1),
+		EXISTS (SELECT FROM pg_database WHERE datname = $2)`, role, db).Scan(&verifier, &dbExists)
+	if err != nil {
+		return false, fmt.Errorf("look up role %s and database %s: %w", role, db, err)
+	}
+	roleExists := verifier != nil
+	ident := pgx.Identifier{role}.Sanitize()
+	changed := false
+	// The password goes over as a SCRAM verifier, never in clear text: a
+	// failed statement is written to the server log whole.
+	switch {
+	case !roleExists:
+		changed = true
+		if _, err := conn.Exec(ctx, "CREATE ROLE "+ident+" LOGIN PASSWORD "+quoteLiteral(scramVerifier(password))); err != nil {
+			return changed, fmt.Errorf("create role %s: %w", role, err)
+		}
+	case !scramMatches(*verifier, password):
+		changed = true
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+ident+" LOGIN PASSWORD "+quoteLiteral(scramVerifier(password))); err != nil {
+			return changed, fmt.Errorf("reset password of role %s: %w", role, err)
+		}
+	}
+	if !dbExists {
+		changed = true
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()+" OWNER "+ident); err != nil {
+			return changed, fmt.Errorf("create database %s: %w", db, err)
+		}
+	}
+	return changed, nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+const scramIterations = 4096 // PostgreSQL's default scram_iterations
+
+// scramVerifier computes what PostgreSQL stores for a SCRAM-SHA-256
+// password (RFC 5802, RFC 7677): SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>.
+func scramVerifier(password string) string {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	return scramFor(password, salt, scramIterations)
+}
+
+func scramFor(password string, salt []byte, iter int) string {
+	salted, _ := pbkdf2.Key(sha256.New, password, salt, iter, sha256.Size)
+	clientKey := hmacSHA256(salted, "Client Key")
+	storedKey := sha256.Sum256(clientKey)
+	serverKey := hmacSHA256(salted, "Server Key")
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iter, b64(salt), b64(storedKey[:]), b64(serverKey))
+}
+
+// scramMatches reports whether a stored verifier was made from password.
+func scramMatches(stored, password string) bool {
+	rest, ok := strings.CutPrefix(stored, "SCRAM-SHA-256$")
+	if !ok {
+		return false
+	}
+	iterSalt, _, ok := strings.Cut(rest, "$")
+	if !ok {
+		return false
+	}
+	iterStr, saltB64, ok := strings.Cut(iterSalt, ":")
+	iter, err := strconv.Atoi(iterStr)
+	if !ok || err != nil || iter <= 0 {
+		return false
+	}
+	salt, err := base64.StdEncoding.DecodeString(saltB64)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(scramFor(password, salt, iter)), []byte(stored)) == 1
+}
+
+func hmacSHA256(key []byte, msg string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}

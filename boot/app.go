@@ -18,6 +18,7 @@ import (
 	"github.com/uplinkhq/uplink/health"
 	"github.com/uplinkhq/uplink/provision"
 	"github.com/uplinkhq/uplink/status"
+	"github.com/uplinkhq/uplink/supervise"
 )
 
 // Log attribute keys, constant so that log queries keep working.
@@ -59,6 +60,8 @@ type App struct {
 	dbDown      *status.Check           // set by the watch while the database is lost
 	dsn         provision.DSN
 	pool        *pgxpool.Pool
+	services    []supervise.Service
+	sup         *supervise.Supervisor
 }
 
 // New checks cfg and returns an App that has not started anything yet.
@@ -202,12 +205,12 @@ func (a *App) stop(ctx context.Context, srv *http.Server, cancelBoot context.Can
 	case <-stopCtx.Done():
 		errs = append(errs, errors.New("boot sequence did not end in time"))
 	}
-	a.mu.Lock()
-	pool, prov := a.pool, a.prov
-	a.mu.Unlock()
-	if pool != nil {
-		pool.Close()
+	if err := a.stopServices(stopCtx); err != nil {
+		errs = append(errs, fmt.Errorf("stop services: %w", err))
 	}
+	a.mu.Lock()
+	prov := a.prov
+	a.mu.Unlock()
 	if prov != nil {
 		if err := prov.Stop(stopCtx); err != nil {
 			errs = append(errs, fmt.Errorf("stop database: %w", err))

@@ -91,8 +91,11 @@ func (a *App) Status() status.Snapshot {
 		Checks:      maps.Clone(a.checks),
 		Transitions: append([]status.Transition(nil), a.transitions...),
 	}
-	prov, down := a.prov, a.dbDown
+	prov, down, sup := a.prov, a.dbDown, a.sup
 	a.mu.Unlock()
+	if sup != nil {
+		s.Checks["services"] = servicesCheck(sup)
+	}
 
 	if prov != nil {
 		db := prov.Status()

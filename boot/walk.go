@@ -2,7 +2,6 @@ package boot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -135,31 +134,6 @@ func (a *App) runTasks(ctx context.Context) error {
 	return nil
 }
 
-// startServices opens the application's pool; the services that need it
-// start after it, in order.
-func (a *App) startServices(ctx context.Context) error {
-	cfg, err := pgxpool.ParseConfig(a.dsn.Secret())
-	if err != nil {
-		return &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
-	}
-	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "uplink"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	if err := a.ping(ctx, pool); err != nil {
-		pool.Close()
-		return fmt.Errorf("first ping of the pool: %w", err)
-	}
-	a.mu.Lock()
-	a.pool = pool
-	a.mu.Unlock()
-	a.setCheck("services", status.Check{Status: status.Pass, Detail: "connection pool open"})
-	return nil
-}
-
 // ping checks the pool once, and once more at once if that failed: the
 // first try may only have found a connection the server closed while it
 // restarted, which the pool drops.
@@ -182,6 +156,9 @@ func (a *App) watch(ctx context.Context, failed <-chan error) {
 	t := time.NewTicker(a.cfg.WatchInterval)
 	defer t.Stop()
 	pool := a.Pool()
+	a.mu.Lock()
+	crashed := a.sup.Failed()
+	a.mu.Unlock()
 	var down *status.Check
 	for {
 		select {
@@ -189,6 +166,9 @@ func (a *App) watch(ctx context.Context, failed <-chan error) {
 			return
 		case err := <-failed:
 			a.fail(status.NeedsAction(err, "see the database check in /status and its log; restart Uplink once fixed"))
+			return
+		case err := <-crashed:
+			a.fail(status.NeedsAction(err, "see the services check in /status and the log; restart Uplink once fixed"))
 			return
 		case <-t.C:
 		}

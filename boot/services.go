@@ -1,0 +1,152 @@
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/uplinkhq/uplink/provision"
+	"github.com/uplinkhq/uplink/status"
+	"github.com/uplinkhq/uplink/supervise"
+)
+
+// Add registers services to start, in order, once the database is ready
+// and migrated; they stop in reverse order before the pool closes. A
+// service reaches the database through App.Pool from its Start on. Add
+// must be called before Run.
+func (a *App) Add(services ...supervise.Service) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.services = append(a.services, services...)
+}
+
+// startServices opens the pool and starts the app's services after it,
+// under one supervisor: started in order, stopped in reverse, restarted
+// with back-off when they fail, a database outage not counted as a crash.
+func (a *App) startServices(ctx context.Context) error {
+	a.mu.Lock()
+	services := append([]supervise.Service{&poolService{app: a}}, a.services...)
+	a.mu.Unlock()
+	sup, err := supervise.New(supervise.Config{
+		MinBackoff: a.cfg.RetryMin, MaxBackoff: a.cfg.RetryMax,
+		IsOutage: IsOutage, Logger: a.log,
+	}, services...)
+	if err != nil {
+		return &status.ActionError{Problem: "the app's services are misconfigured", Err: err, Hint: "fix the services given to boot.App.Add"}
+	}
+	if err := sup.Start(ctx); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.sup = sup
+	a.mu.Unlock()
+	return nil
+}
+
+// stopServices stops the supervisor, if one started: services in reverse
+// order, the pool last.
+func (a *App) stopServices(ctx context.Context) error {
+	a.mu.Lock()
+	sup := a.sup
+	a.mu.Unlock()
+	if sup == nil {
+		return nil
+	}
+	return sup.Stop(ctx)
+}
+
+// servicesCheck sums the services up for /status: one check, with each
+// service's own check in Data so that /status lists them all.
+func servicesCheck(sup *supervise.Supervisor) status.Check {
+	checks := sup.Checks()
+	c := status.Check{Status: status.Pass, Detail: fmt.Sprintf("%d running", len(checks))}
+	data := make(map[string]any, len(checks))
+	var down []string
+	for name, sc := range checks {
+		data[name] = sc
+		c.Status = status.Worse(c.Status, sc.Status)
+		if sc.Status != status.Pass {
+			down = append(down, name)
+		}
+		if sc.LastErrorAt.After(c.LastErrorAt) {
+			c.LastError, c.LastErrorAt = sc.LastError, sc.LastErrorAt
+		}
+	}
+	if len(down) > 0 {
+		c.Detail = fmt.Sprintf("%d of %d not running: %v", len(down), len(checks), down)
+	}
+	c.Data = data
+	return c
+}
+
+// poolService is the application's connection pool as a service: first to
+// start, last to stop.
+type poolService struct {
+	app  *App
+	once sync.Once
+	pool *pgxpool.Pool
+}
+
+func (p *poolService) Name() string { return "pool" }
+
+func (p *poolService) Start(ctx context.Context) error {
+	a := p.app
+	cfg, err := pgxpool.ParseConfig(a.DSN().Secret())
+	if err != nil {
+		return &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "uplink"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := a.ping(ctx, pool); err != nil {
+		pool.Close()
+		return fmt.Errorf("first ping of the pool: %w", err)
+	}
+	p.pool = pool
+	a.mu.Lock()
+	a.pool = pool
+	a.mu.Unlock()
+	return nil
+}
+
+func (p *poolService) Stop(ctx context.Context) error {
+	if p.pool != nil {
+		p.once.Do(p.pool.Close)
+	}
+	return nil
+}
+
+// IsOutage reports whether err comes from losing the database (it went
+// away, refused, timed out) rather than from a bug: supervised services
+// failing with it are restarted without counting towards giving up.
+func IsOutage(err error) bool {
+	if err == nil {
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &connErr), errors.As(err, &netErr):
+		return true
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case pgconn.SafeToRetry(err), pgconn.Timeout(err):
+		return true
+	case errors.As(err, &pgErr):
+		// 57P01-03: admin shutdown, crash shutdown, cannot connect now;
+		// 08: connection exceptions; 53300: too many connections.
+		return pgErr.Code == "53300" || pgErr.Code[:2] == "08" || pgErr.Code[:3] == "57P"
+	}
+	return false
+}

@@ -62,6 +62,16 @@ var expectedNoise = []string{
 
 const tailLines = 40
 
+// sqlPassword finds PASSWORD '...' in SQL that the server echoes in a
+// STATEMENT line when, say, an application's ALTER ROLE fails.
+var sqlPassword = regexp.MustCompile(`(?i)(\bpassword\s+)'(?:[^']|'')*'`)
+
+// redactLine hides passwords in a server log line, in SQL and in
+// connection strings alike.
+func redactLine(s string) string {
+	return provision.Redact(sqlPassword.ReplaceAllString(s, "${1}'xxxxx'"))
+}
+
 // serverLog writes pg/log/postgres.log, rotating it by size, and keeps the
 // last lines in memory.
 type serverLog struct {
@@ -169,7 +179,7 @@ func (l *serverLog) forward(sev, msg string) {
 	}
 	ctx := context.Background()
 	if l.logger.Enabled(ctx, level) {
-		l.logger.Log(ctx, level, "postgres: "+provision.Redact(msg), "severity", sev)
+		l.logger.Log(ctx, level, "postgres: "+redactLine(msg), "severity", sev)
 	}
 }
 
@@ -180,7 +190,7 @@ func (l *serverLog) Tail(n int) []string {
 	start := max(len(l.tail)-n, 0)
 	out := make([]string, 0, len(l.tail)-start)
 	for _, line := range l.tail[start:] {
-		out = append(out, provision.Redact(line))
+		out = append(out, redactLine(line))
 	}
 	return out
 }

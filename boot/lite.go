@@ -2,13 +2,13 @@ package boot
 
 import (
 	"github.com/uplinkhq/uplink/provision"
-	"github.com/uplinkhq/uplink/status"
+	"github.com/uplinkhq/uplink/provision/lite"
 )
 
-// newLite builds the lite-mode provisioner.
+// newLite builds the lite-mode provisioner: a private PostgreSQL in
+// DataDir, run as a supervised child.
 func newLite(cfg Config) (provision.Provisioner, error) {
-	return nil, &status.ActionError{
-		Problem: "lite mode is not in this build yet",
-		Hint:    "set DATABASE_URL to use pro mode",
-	}
+	return lite.New(lite.Config{
+		DataDir: cfg.DataDir, BinDir: cfg.PGBinDir, Install: cfg.PGInstall, Logger: cfg.Logger,
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/uplinkhq/uplink/boot"
-	"github.com/uplinkhq/uplink/status"
 )
 
 func init() {
@@ -26,6 +25,8 @@ func (m *Main) ParseFlags(args []string) (done bool, code int) {
 	f := newFlags("serve", "serve [flags]", m.Env)
 	bindDatabase(f, &m.Config)
 	f.StringVar(&m.Config.HTTPAddr, "http", boot.DefaultHTTPAddr, "address for /livez, /readyz, /status and /metrics (UPLINK_HTTP_ADDR)")
+	f.StringVar(&m.Config.MigrationsDir, "migrations", "", "directory of the app's migration files, applied as line \"app\" (UPLINK_MIGRATIONS_DIR)")
+	f.BoolVar(&m.Config.AllowOutOfOrder, "allow-out-of-order", false, "apply pending migrations older than the newest applied one instead of stopping in phase error")
 	f.StringVar(&m.Config.Env, "env", boot.EnvProd, "dev, test or prod (UPLINK_ENV): picks which startup tasks run")
 	logs := bindLog(f)
 	if done, code := f.parseWithEnv(args); done {
@@ -71,11 +72,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 	}
 	defer m.Close()
 	if err := m.Run(ctx); err != nil {
-		fmt.Fprintf(env.Stderr, "uplink serve: %v\n", err)
-		if hint := status.HintOf(err); hint != "" {
-			fmt.Fprintf(env.Stderr, "hint: %s\n", hint)
-		}
-		return exitFailure
+		return reportError(env, "serve", err)
 	}
 	return exitOK
 }

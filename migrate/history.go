@@ -1,0 +1,279 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Outcome is the state of a history row.
+type Outcome string
+
+const (
+	// OutcomeApplied: the migration (or task) completed; for a migration, its
+	// changes are in the database.
+	OutcomeApplied Outcome = "applied"
+	// OutcomeFailed: the last attempt failed; the row says where and why, and the
+	// next run retries.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeRunning: a no-transaction migration is between statements. Seen by
+	// a later run, it means the runner died mid-way; it is retried like a
+	// failure, resuming after StatementsDone.
+	OutcomeRunning Outcome = "running"
+)
+
+// Record is one row of the history table: the last known state of one
+// migration or task. See the package doc for the table.
+type Record struct {
+	Line string
+	// Key identifies the entry within its line: the version, in decimal,
+	// for a migration; the task's name for a task.
+	Key string
+	// Version is the migration's version; 0 for an entry whose key is not
+	// a number.
+	Version  int64
+	Name     string
+	Checksum string
+	Outcome  Outcome
+	// Attempts counts runs of this entry, failed ones included.
+	Attempts int
+	// AppliedAt is when Outcome last became OutcomeApplied; zero if it never did.
+	AppliedAt time.Time
+	// UpdatedAt is when the row was last written.
+	UpdatedAt time.Time
+	// Duration is how long the last attempt took.
+	Duration time.Duration
+	// StatementsDone and StatementHashes record the progress of a
+	// no-transaction migration: how many statements have committed, and
+	// the sha256 of each, so a retry can skip exactly those that are
+	// unchanged.
+	StatementsDone  int
+	StatementHashes []string
+	// For a failure: the 1-based index of the failing statement (0 when
+	// the failure was not in a statement), PostgreSQL's SQLSTATE and the
+	// message.
+	FailedStatement int
+	SQLState        string
+	Message         string
+	// Runner says who wrote the row: host, pid and application_name.
+	Runner string
+}
+
+// History reads and writes one history table. Its methods take the DB to
+// run on so that writes can join a migration's or a task's transaction,
+// on the session that holds the lock (see Migrator.WithLock).
+type History struct {
+	schema, table string
+	ident         string // quoted schema.table
+}
+
+// NewHistory returns the history table schema.table.
+func NewHistory(schema, table string) *History {
+	return &History{schema: schema, table: table, ident: pgx.Identifier{schema, table}.Sanitize()}
+}
+
+// Name returns the table's quoted, schema-qualified name.
+func (h *History) Name() string { return h.ident }
+
+func (h *History) ddl() string {
+	return `CREATE TABLE IF NOT EXISTS ` + h.ident + ` (
+    line             text        NOT NULL,
+    key              text        NOT NULL,
+    version          bigint,
+    name             text        NOT NULL DEFAULT '',
+    checksum         text        NOT NULL DEFAULT '',
+    outcome          text        NOT NULL,
+    attempts         integer     NOT NULL DEFAULT 1,
+    applied_at       timestamptz,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    duration         interval,
+    statements_done  integer     NOT NULL DEFAULT 0,
+    statement_hashes text[]      NOT NULL DEFAULT '{}',
+    failed_statement integer,
+    sqlstate         text,
+    message          text,
+    runner           text        NOT NULL DEFAULT '',
+    PRIMARY KEY (line, key)
+)`
+}
+
+// Ensure creates the table, and its schema, when missing. Run it under
+// the lock: concurrent CREATE ... IF NOT EXISTS can still collide.
+func (h *History) Ensure(ctx context.Context, db DB) error {
+	var table, schema *string
+	err := db.QueryRow(ctx, "SELECT to_regclass($1)::text, to_regnamespace($2)::text",
+		h.ident, pgx.Identifier{h.schema}.Sanitize()).Scan(&table, &schema)
+	if err != nil {
+		return fmt.Errorf("look for history table %s: %w", h.ident, err)
+	}
+	if table != nil {
+		return nil
+	}
+	if schema == nil {
+		if _, err := db.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{h.schema}.Sanitize()); err != nil {
+			return fmt.Errorf("create schema for history table %s: %w", h.ident, err)
+		}
+	}
+	if _, err := db.Exec(ctx, h.ddl()); err != nil {
+		return fmt.Errorf("create history table %s: %w", h.ident, err)
+	}
+	return nil
+}
+
+const recordColumns = `line, key, coalesce(version, 0), name, checksum, outcome, attempts, applied_at, updated_at,
+	duration, statements_done, statement_hashes, coalesce(failed_statement, 0), coalesce(sqlstate, ''),
+	coalesce(message, ''), runner`
+
+// Records returns the rows of the given lines (all lines when none is
+// given), ordered by line, version and key. A missing table reads as
+// empty: nothing has run yet.
+func (h *History) Records(ctx context.Context, db DB, lines ...string) ([]Record, error) {
+	q := `SELECT ` + recordColumns + ` FROM ` + h.ident
+	args := []any{}
+	if len(lines) > 0 {
+		q += ` WHERE line = ANY($1)`
+		args = append(args, lines)
+	}
+	rows, err := db.Query(ctx, q+` ORDER BY line, version, key`, args...)
+	if err != nil {
+		return nil, h.readErr(err)
+	}
+	recs, err := pgx.CollectRows(rows, scanRecord)
+	if err != nil {
+		return nil, h.readErr(err)
+	}
+	return recs, nil
+}
+
+// Get returns the row for one entry; false when there is none.
+func (h *History) Get(ctx context.Context, db DB, line, key string) (Record, bool, error) {
+	rows, err := db.Query(ctx, `SELECT `+recordColumns+` FROM `+h.ident+` WHERE line = $1 AND key = $2`, line, key)
+	if err != nil {
+		return Record{}, false, h.readErr(err)
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanRecord)
+	if errors.Is(err, pgx.ErrNoRows) || isUndefinedTable(err) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, h.readErr(err)
+	}
+	return r, true, nil
+}
+
+func (h *History) readErr(err error) error {
+	if isUndefinedTable(err) {
+		return nil
+	}
+	return fmt.Errorf("read history table %s: %w", h.ident, err)
+}
+
+func isUndefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
+}
+
+func scanRecord(row pgx.CollectableRow) (Record, error) {
+	var (
+		r         Record
+		outcome   string
+		appliedAt pgtype.Timestamptz
+		duration  pgtype.Interval
+	)
+	err := row.Scan(&r.Line, &r.Key, &r.Version, &r.Name, &r.Checksum, &outcome, &r.Attempts, &appliedAt,
+		&r.UpdatedAt, &duration, &r.StatementsDone, &r.StatementHashes, &r.FailedStatement, &r.SQLState,
+		&r.Message, &r.Runner)
+	r.Outcome = Outcome(outcome)
+	if appliedAt.Valid {
+		r.AppliedAt = appliedAt.Time
+	}
+	if duration.Valid {
+		r.Duration = time.Duration(duration.Microseconds)*time.Microsecond +
+			time.Duration(duration.Days)*24*time.Hour
+	}
+	return r, err
+}
+
+// Put writes r as the row for (r.Line, r.Key), replacing any previous
+// one. UpdatedAt is set by the server, and so is a zero AppliedAt when the
+// outcome is OutcomeApplied (NULL otherwise); an empty SQLState and
+// Message and a zero FailedStatement are stored as NULL.
+func (h *History) Put(ctx context.Context, db DB, r Record) error {
+	if _, err := db.Exec(ctx, h.upsert(r)); err != nil {
+		return fmt.Errorf("write history row %s/%s: %w", r.Line, r.Key, err)
+	}
+	return nil
+}
+
+// Delete removes the row for one entry (a reverted migration).
+func (h *History) Delete(ctx context.Context, db DB, line, key string) error {
+	if _, err := db.Exec(ctx, h.remove(line, key)); err != nil {
+		return fmt.Errorf("delete history row %s/%s: %w", line, key, err)
+	}
+	return nil
+}
+
+// upsert and remove build the SQL of Put and Delete with the values
+// written as literals, so that the runner can send it in one simple query
+// with the commands around it: a migration's history write then costs no
+// round trip of its own.
+func (h *History) upsert(r Record) string {
+	null := func(ok bool, v string) string {
+		if !ok {
+			return "NULL"
+		}
+		return v
+	}
+	appliedAt := null(r.Outcome == OutcomeApplied, "now()")
+	if !r.AppliedAt.IsZero() {
+		appliedAt = quoteLiteral(r.AppliedAt.Format(time.RFC3339Nano)) + "::timestamptz"
+	}
+	hashes := make([]string, len(r.StatementHashes))
+	for i, x := range r.StatementHashes {
+		hashes[i] = quoteLiteral(x)
+	}
+	values := []string{
+		quoteLiteral(r.Line), quoteLiteral(r.Key),
+		null(r.Version != 0, strconv.FormatInt(r.Version, 10)),
+		quoteLiteral(r.Name), quoteLiteral(r.Checksum), quoteLiteral(string(r.Outcome)),
+		strconv.Itoa(r.Attempts), appliedAt, "now()",
+		fmt.Sprintf("'%d microseconds'::interval", r.Duration.Microseconds()),
+		strconv.Itoa(r.StatementsDone), "ARRAY[" + strings.Join(hashes, ", ") + "]::text[]",
+		null(r.FailedStatement != 0, strconv.Itoa(r.FailedStatement)),
+		null(r.SQLState != "", quoteLiteral(r.SQLState)),
+		null(r.Message != "", quoteLiteral(r.Message)),
+		quoteLiteral(r.Runner),
+	}
+	return `INSERT INTO ` + h.ident + ` AS h
+	(line, key, version, name, checksum, outcome, attempts, applied_at, updated_at, duration,
+	 statements_done, statement_hashes, failed_statement, sqlstate, message, runner)
+VALUES (` + strings.Join(values, ", ") + `)
+ON CONFLICT (line, key) DO UPDATE SET
+	version = EXCLUDED.version, name = EXCLUDED.name, checksum = EXCLUDED.checksum,
+	outcome = EXCLUDED.outcome, attempts = EXCLUDED.attempts, applied_at = EXCLUDED.applied_at,
+	updated_at = EXCLUDED.updated_at, duration = EXCLUDED.duration,
+	statements_done = EXCLUDED.statements_done, statement_hashes = EXCLUDED.statement_hashes,
+	failed_statement = EXCLUDED.failed_statement, sqlstate = EXCLUDED.sqlstate,
+	message = EXCLUDED.message, runner = EXCLUDED.runner`
+}
+
+// quoteLiteral quotes s as an E'' string, whose escaping does not depend
+// on standard_conforming_strings.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	return "E'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+func (h *History) remove(line, key string) string {
+	return `DELETE FROM ` + h.ident + ` WHERE line = ` + quoteLiteral(line) + ` AND key = ` + quoteLiteral(key)
+}
+
+// versionKey is the Key of a migration's row.
+func versionKey(v int64) string { return strconv.FormatInt(v, 10) }

@@ -1,0 +1,152 @@
+package migrate_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/uplinkhq/uplink/migrate"
+	"github.com/uplinkhq/uplink/migrate/sqlfile"
+	"github.com/uplinkhq/uplink/status"
+)
+
+func sum(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func TestLoadFormats(t *testing.T) {
+	const (
+		plain  = "CREATE TABLE a (id int);\nCREATE TABLE b (id int);\n"
+		up     = "CREATE TABLE c (id int);"
+		down   = "DROP TABLE c;"
+		goose  = "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY a_idx ON a (id);\n-- +goose Down\nDROP INDEX a_idx;\n"
+		dbmate = "-- migrate:up\nALTER TABLE a ADD x int;\n-- migrate:down\nALTER TABLE a DROP x;\n"
+	)
+	fsys := files(
+		"migrations/001_plain.sql", plain,
+		"migrations/002_pair.up.sql", up,
+		"migrations/002_pair.down.sql", down,
+		"migrations/20240131120000_goose.sql", goose,
+		"migrations/3_dbmate.sql", dbmate,
+		"migrations/README.md", "not a migration",
+		"migrations/sub/004_ignored.sql", "nope",
+	)
+	migs, err := migrate.Load(fsys, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		version          int64
+		name, file, down string
+		format           sqlfile.Format
+		checksum         string
+		stmts            int
+		noTx, hasDown    bool
+	}
+	wants := []want{
+		{1, "plain", "migrations/001_plain.sql", "", sqlfile.FormatPlain, sum(plain), 2, false, false},
+		{2, "pair", "migrations/002_pair.up.sql", "migrations/002_pair.down.sql", sqlfile.FormatPlain, sum(up), 1, false, true},
+		{3, "dbmate", "migrations/3_dbmate.sql", "", sqlfile.FormatDbmate, sum(dbmate), 1, false, true},
+		{20240131120000, "goose", "migrations/20240131120000_goose.sql", "", sqlfile.FormatGoose, sum(goose), 1, true, true},
+	}
+	if len(migs) != len(wants) {
+		t.Fatalf("Load returned %d migrations, want %d", len(migs), len(wants))
+	}
+	for i, w := range wants {
+		m := migs[i]
+		got := want{m.Version, m.Name, m.File, m.DownFile, m.Format, m.Checksum, m.Statements(), m.NoTransaction(), m.HasDown()}
+		if got != w {
+			t.Errorf("migration %d:\n got  %+v\n want %+v", i, got, w)
+		}
+	}
+	if err := migrate.Validate(migrate.Line{Name: "app", Migrations: migs}); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestLoadRejectsBeforeRunning(t *testing.T) {
+	fsys := files(
+		"001_a.sql", "SELECT 1;",
+		"01_b.sql", "SELECT 2;", // duplicate version 1
+		"002_c.up.sql", "SELECT 3;",
+		"002_c.sql", "SELECT 4;", // the same version as a pair and a plain file
+		"003_d.down.sql", "SELECT 5;", // down without up
+		"abc.sql", "SELECT 6;", // no version
+		"000_zero.sql", "SELECT 7;", // version 0
+		"99999999999999999999_big.sql", "SELECT 8;", // overflows int64
+		"004_e.sql", "-- +goose Up\nSELECT 9", // goose: no ';' at the end
+		"005_f.up.sql", "SELECT 10;",
+		"005_g.down.sql", "SELECT 11;", // pair with different names
+	)
+	_, err := migrate.Load(fsys, ".")
+	if err == nil {
+		t.Fatal("Load accepted broken migrations")
+	}
+	if !status.IsAction(err) {
+		t.Errorf("Load error is not an ActionError: %v", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"01_b.sql: duplicate version 1: 001_a.sql",
+		"002_c.up.sql: duplicate version 2: 002_c.sql",
+		"003_d.down.sql: down migration without its up file",
+		"abc.sql: malformed migration file name",
+		"000_zero.sql: version 000 is not a positive",
+		"99999999999999999999_big.sql: version",
+		"004_e.sql:2: statement does not end with ';'",
+		"005_g.down.sql: version 5 is also named \"f\"",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Load error lacks %q:\n%s", want, msg)
+		}
+	}
+	var fe *sqlfile.Error
+	if !errors.As(err, &fe) {
+		t.Errorf("Load error holds no *sqlfile.Error")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	noop := func(context.Context, migrate.DB) error { return nil }
+	migs := load(t, files(
+		"001_cic.sql", "CREATE TABLE t (x int);\n/* build it */ CREATE UNIQUE INDEX CONCURRENTLY t_x ON t (x);\n",
+		"002_txn.sql", "BEGIN;\nCREATE TABLE u (x int);\nCOMMIT;\n",
+		"003_vacuum.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nVACUUM t;\nBEGIN; SELECT 1; COMMIT;\n",
+		"004_reindex.sql", "REINDEX (VERBOSE) TABLE CONCURRENTLY t;",
+	))
+	err := migrate.Validate(
+		migrate.Line{Name: "app", Migrations: append(migs,
+			migrate.GoMigration(1, "dup", noop, nil),
+			migrate.GoMigration(5, "no_up", nil, nil),
+			migrate.GoMigration(6, "", noop, nil),
+		)},
+		migrate.Line{Name: "app"},
+		migrate.Line{Name: ""},
+	)
+	if err == nil || !status.IsAction(err) {
+		t.Fatalf("Validate = %v, want an ActionError", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"001_cic.sql:2:16: statement 2 (CREATE UNIQUE INDEX CONCURRENTLY) cannot run inside a transaction; mark the file",
+		"002_txn.sql:1:1: statement 1 (BEGIN) controls the transaction",
+		"002_txn.sql:3:1: statement 3 (COMMIT) controls the transaction",
+		"004_reindex.sql:1:1: statement 1 (REINDEX VERBOSE TABLE CONCURRENTLY) cannot run inside a transaction",
+		"duplicate version 1: 001_cic.sql and go:0001_dup",
+		"go:0005_no_up: no up migration",
+		"go:0006_: migration without a name",
+		`migration line "app" given twice`,
+		"a migration line has no name",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("Validate error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "003_vacuum") {
+		t.Errorf("a NO TRANSACTION file may VACUUM and control its transactions:\n%s", msg)
+	}
+}

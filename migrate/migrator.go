@@ -1,0 +1,628 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/uplinkhq/uplink/pglock"
+	"github.com/uplinkhq/uplink/status"
+)
+
+// Defaults for Config.
+const (
+	DefaultSchema              = "uplink"
+	DefaultTable               = "schema_history"
+	DefaultLockTimeout         = 10 * time.Second
+	DefaultStatementTimeout    = time.Hour
+	DefaultClientCheckInterval = 2 * time.Second
+	DefaultApplicationName     = "uplink-migrate"
+)
+
+// Config tunes a Migrator. The zero value is ready to use.
+type Config struct {
+	// Schema and Table name the history table; default uplink.schema_history.
+	// The cluster lock's key is derived from them and the database name
+	// (see package pglock), so migrators sharing a table share a lock.
+	Schema, Table string
+	// LockTimeout and StatementTimeout are PostgreSQL's lock_timeout and
+	// statement_timeout for each migration's statements, set with SET
+	// LOCAL in its transaction (or for the session, around a migration
+	// without one). They bound how long DDL may queue behind other
+	// sessions' locks (a queued ALTER TABLE blocks every query after it)
+	// and how long one statement may run. Defaults 10s and 1h; a negative
+	// value means no limit. A lock_timeout failure is temporary: it is
+	// recorded and the next run retries. Neither bounds the wait for the
+	// migration lock itself, which lasts as long as its holder is alive.
+	LockTimeout, StatementTimeout time.Duration
+	// AllowOutOfOrder lets Up apply pending migrations older than the
+	// newest applied one of their line (typically merged from a branch
+	// after a newer one shipped). By default Up refuses and lists them.
+	AllowOutOfOrder bool
+	// ClientCheckInterval is PostgreSQL's client_connection_check_interval
+	// (14 and later) during migrations: how soon the server notices that a
+	// migrating process died in the middle of a long statement, and so
+	// rolls back and frees the lock for a waiter. Default 2s; negative
+	// leaves the server's setting.
+	ClientCheckInterval time.Duration
+	// ApplicationName is the migration session's application_name, which
+	// waiters show as the lock's holder. Default: the connection config's,
+	// or "uplink-migrate".
+	ApplicationName string
+	// Logger receives one line per migration, lock waits and server
+	// notices. Default: discard.
+	Logger *slog.Logger
+	// Lock tunes the polling of the migration lock; its OnWait, if set, is
+	// called after the migrator's own logging and Check update.
+	Lock pglock.Options
+}
+
+func (c Config) withDefaults() Config {
+	if c.Schema == "" {
+		c.Schema = DefaultSchema
+	}
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	if c.LockTimeout == 0 {
+		c.LockTimeout = DefaultLockTimeout
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = DefaultStatementTimeout
+	}
+	if c.ClientCheckInterval == 0 {
+		c.ClientCheckInterval = DefaultClientCheckInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Log attribute keys.
+const (
+	logLine      = "line"
+	logVersion   = "version"
+	logName      = "name"
+	logFile      = "file"
+	logDuration  = "duration"
+	logHolderPID = "holder_pid"
+	logHolderApp = "holder_app"
+	logHolderAge = "holder_age"
+	logWaited    = "waited"
+	logErr       = "err"
+)
+
+// Migrator applies lines of migrations to one database, once across every
+// process that runs it at the same time.
+//
+// Up, UpTo, Down, DownTo, Accept and WithLock each use one session of
+// their own, and one at a time per Migrator; Plan, Status and Check may run
+// alongside them.
+type Migrator struct {
+	connConfig *pgx.ConnConfig
+	cfg        Config
+	lines      []Line
+	history    *History
+	runner     string
+	log        *slog.Logger
+
+	runMu sync.Mutex
+	prog  progress
+}
+
+// New returns a Migrator for the database connConfig reaches. It checks
+// cfg and lines (see Validate) but does not connect.
+func New(connConfig *pgx.ConnConfig, cfg Config, lines ...Line) (*Migrator, error) {
+	if connConfig == nil {
+		return nil, errors.New("migrate: nil connection config")
+	}
+	cfg = cfg.withDefaults()
+	if err := Validate(lines...); err != nil {
+		return nil, err
+	}
+	cc := connConfig.Copy()
+	if cc.RuntimeParams == nil {
+		cc.RuntimeParams = map[string]string{}
+	}
+	switch {
+	case cfg.ApplicationName != "":
+		cc.RuntimeParams["application_name"] = cfg.ApplicationName
+	case cc.RuntimeParams["application_name"] == "":
+		cc.RuntimeParams["application_name"] = DefaultApplicationName
+	}
+	m := &Migrator{
+		connConfig: cc,
+		cfg:        cfg,
+		lines:      lines,
+		history:    NewHistory(cfg.Schema, cfg.Table),
+		log:        cfg.Logger,
+	}
+	host, _ := os.Hostname()
+	m.runner = fmt.Sprintf("%s pid %d app %s", host, os.Getpid(), cc.RuntimeParams["application_name"])
+	// Notices carry what IF NOT EXISTS skipped and the like: worth a log line.
+	prev := cc.OnNotice
+	cc.OnNotice = func(c *pgconn.PgConn, n *pgconn.Notice) {
+		m.log.Info("postgres notice", "severity", n.Severity, "message", n.Message)
+		if prev != nil {
+			prev(c, n)
+		}
+	}
+	return m, nil
+}
+
+// History returns the history table, for a caller that records its own
+// line in it (startup tasks) inside WithLock.
+func (m *Migrator) History() *History { return m.history }
+
+// Lines returns the migrator's lines.
+func (m *Migrator) Lines() []Line { return slices.Clone(m.lines) }
+
+func (m *Migrator) lineNames() []string {
+	names := make([]string, len(m.lines))
+	for i, l := range m.lines {
+		names[i] = l.Name
+	}
+	return names
+}
+
+func (m *Migrator) line(name string) (*Line, error) {
+	for i := range m.lines {
+		if m.lines[i].Name == name {
+			return &m.lines[i], nil
+		}
+	}
+	return nil, &status.ActionError{Problem: fmt.Sprintf("no migration line %q", name),
+		Hint: fmt.Sprintf("use one of %v", m.lineNames())}
+}
+
+func (m *Migrator) connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, m.connConfig)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: connect: %w", err)
+	}
+	return conn, nil
+}
+
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	conn.Close(ctx)
+}
+
+// report reads the history of the migrator's lines and compares.
+func (m *Migrator) report(ctx context.Context, db DB) (*Report, error) {
+	recs, err := m.history.Records(ctx, db, m.lineNames()...)
+	if err != nil {
+		return nil, err
+	}
+	return analyze(m.lines, recs), nil
+}
+
+// Status reports every migration of every line: applied, pending, failed
+// (and retried by the next Up) or unknown (applied by a newer binary),
+// with drift and out-of-order flags, and the database's invalid indexes.
+// It takes no lock.
+func (m *Migrator) Status(ctx context.Context) (*Report, error) {
+	conn, err := m.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn(ctx, conn)
+	rep, err := m.report(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := invalidIndexes(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range idx {
+		rep.InvalidIndexes = append(rep.InvalidIndexes, i.String())
+	}
+	return rep, nil
+}
+
+// Plan returns what Up would run now, without taking the lock or changing
+// anything. When Up would refuse (drift, out-of-order migrations) it
+// returns the plan and the error Up would return.
+func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
+	conn, err := m.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn(ctx, conn)
+	rep, err := m.report(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	return rep.plan("", 0), rep.problems(m.cfg.AllowOutOfOrder)
+}
+
+// Result is what a run did.
+type Result struct {
+	// Applied lists the migrations run, in order (reverted ones for Down).
+	Applied []Applied `json:"applied"`
+	// Locked says whether the run took the lock; a run with nothing to do
+	// does not.
+	Locked bool `json:"locked"`
+	// LockWait is how long the run waited for the lock.
+	LockWait time.Duration `json:"lock_wait"`
+	// Duration is the whole run.
+	Duration time.Duration `json:"duration"`
+}
+
+// Applied is one migration run.
+type Applied struct {
+	Line      string        `json:"line"`
+	Version   int64         `json:"version"`
+	Name      string        `json:"name"`
+	Direction Direction     `json:"direction"`
+	Duration  time.Duration `json:"duration"`
+	// Attempt counts tries of this migration, this one included.
+	Attempt int `json:"attempt,omitempty"`
+	// Resumed is how many statements of a no-transaction migration were
+	// skipped because an earlier attempt had committed them.
+	Resumed int `json:"resumed,omitempty"`
+}
+
+// Up applies every pending migration of every line, lines in the order
+// given to New. With nothing pending it returns at once, without taking
+// the lock; otherwise it waits for the lock, reads the history again (a
+// replica may have done the work meanwhile) and applies what is still
+// pending, each migration committing on its own.
+//
+// It refuses to start, returning a *status.ActionError, when an applied
+// migration changed (see Accept) or, unless Config.AllowOutOfOrder, when a
+// pending migration is older than the newest applied one. A failing
+// migration stops the run with a *PartialError holding what was applied
+// before it and the *MigrationError; the failure is recorded in the history
+// table and the next run retries it.
+func (m *Migrator) Up(ctx context.Context) (*Result, error) { return m.up(ctx, "", 0) }
+
+// UpTo applies the pending migrations of one line up to and including
+// version.
+func (m *Migrator) UpTo(ctx context.Context, line string, version int64) (*Result, error) {
+	if _, err := m.line(line); err != nil {
+		return nil, err
+	}
+	return m.up(ctx, line, version)
+}
+
+func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, error) {
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	res := &Result{}
+	start := time.Now()
+	m.prog.set("checking", "reading migration history")
+	err := m.withSession(ctx, res, true, func(conn *pgx.Conn, lock func() error) error {
+		rep, err := m.report(ctx, conn)
+		if err != nil {
+			return err
+		}
+		m.prog.report(rep)
+		if err := rep.problems(m.cfg.AllowOutOfOrder); err != nil {
+			return err
+		}
+		if len(rep.plan(line, upTo).Steps()) == 0 {
+			m.logUnknown(rep)
+			return nil
+		}
+		if err := lock(); err != nil {
+			return err
+		}
+		// Under the lock: whoever held it before may have done the work.
+		if rep, err = m.report(ctx, conn); err != nil {
+			return err
+		}
+		m.prog.report(rep)
+		if err := rep.problems(m.cfg.AllowOutOfOrder); err != nil {
+			return err
+		}
+		steps := rep.plan(line, upTo).Steps()
+		for i, e := range steps {
+			m.prog.running(e, DirUp, i+1, len(steps))
+			a, err := m.applyUp(ctx, conn, e)
+			if err != nil {
+				return &PartialError{Result: res, Err: asAction(err)}
+			}
+			res.Applied = append(res.Applied, a)
+			m.prog.ran(e.Line, max(e.Version, lineCurrent(rep, e.Line)))
+		}
+		m.logUnknown(rep)
+		return nil
+	})
+	res.Duration = time.Since(start)
+	m.prog.finish(err, failDetail(err))
+	return res, err
+}
+
+func lineCurrent(rep *Report, line string) int64 {
+	for _, l := range rep.Lines {
+		if l.Line == line {
+			return l.Current
+		}
+	}
+	return 0
+}
+
+// failDetail is the one-line /status detail for a failed run.
+func failDetail(err error) string {
+	var me *MigrationError
+	if errors.As(err, &me) {
+		return fmt.Sprintf("failed: %s %04d_%s", me.Line, me.Version, me.Name)
+	}
+	return "failed"
+}
+
+// asAction wraps a migration failure that needs a person in a
+// *status.ActionError with the hint to fix it; temporary ones pass as they
+// are, so the caller retries.
+func asAction(err error) error {
+	var me *MigrationError
+	if !errors.As(err, &me) || me.Temporary() {
+		return err
+	}
+	hint := "fix the migration and restart; the failure is recorded in the history table and the next run retries it"
+	if me.File != "" {
+		hint = "fix " + me.File + " and restart; the failure is recorded in the history table and the next run retries it"
+	}
+	if len(me.InvalidIndexes) > 0 {
+		drops := make([]string, len(me.InvalidIndexes))
+		for i, x := range me.InvalidIndexes {
+			drops[i] = "DROP INDEX CONCURRENTLY " + x + ";"
+		}
+		hint = "drop the invalid index (" + strings.Join(drops, " ") + "), fix the cause, then restart"
+	}
+	return &status.ActionError{Err: err, Hint: hint}
+}
+
+func (m *Migrator) logUnknown(rep *Report) {
+	for _, l := range rep.Lines {
+		for _, e := range l.Entries {
+			if e.State == StateUnknown {
+				m.log.Warn("database has a migration this binary does not know; a newer release may have applied it",
+					logLine, e.Line, logVersion, e.Version, logName, e.Name)
+			}
+		}
+	}
+}
+
+// withSession runs fn on a new session; fn calls lock to take the
+// migration lock, which is released, with the session closed, when fn
+// returns.
+// track says whether the lock wait shows in Check.
+func (m *Migrator) withSession(ctx context.Context, res *Result, track bool, fn func(conn *pgx.Conn, lock func() error) error) error {
+	conn, err := m.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeConn(ctx, conn)
+	var held *pglock.Lock
+	defer func() {
+		if held == nil {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := held.Release(rctx); err != nil && !errors.Is(err, pglock.ErrLost) {
+			m.log.Warn("release migration lock", logErr, err)
+		}
+	}()
+	return fn(conn, func() error {
+		l, err := m.acquire(ctx, conn, track)
+		if err != nil {
+			return err
+		}
+		held = l
+		res.Locked, res.LockWait = true, l.Waited()
+		return m.history.Ensure(ctx, conn)
+	})
+}
+
+// acquire takes the migration lock on conn, reporting the wait.
+func (m *Migrator) acquire(ctx context.Context, conn *pgx.Conn, track bool) (*pglock.Lock, error) {
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	opts := m.cfg.Lock
+	userOnWait := opts.OnWait
+	opts.OnWait = func(w pglock.Wait) {
+		if track {
+			m.prog.waiting(w)
+		}
+		if w.Known {
+			m.log.Info("waiting for the migration lock", logHolderPID, w.Holder.PID,
+				logHolderApp, w.Holder.ApplicationName, logHolderAge, w.Holder.Age.Round(time.Second),
+				logWaited, w.Waited.Round(time.Millisecond))
+		} else {
+			m.log.Info("waiting for the migration lock", logWaited, w.Waited.Round(time.Millisecond))
+		}
+		if userOnWait != nil {
+			userOnWait(w)
+		}
+	}
+	l, err := pglock.Acquire(ctx, conn, pglock.Key(db, m.cfg.Schema, m.cfg.Table), opts)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if l.Waited() > time.Second {
+		m.log.Info("took the migration lock", logWaited, l.Waited().Round(time.Millisecond))
+	}
+	if track {
+		m.prog.set("locked", "holding the migration lock")
+	}
+	return l, nil
+}
+
+// WithLock runs fn under the migration lock, on the session that holds
+// it, with the history table in place: how startup tasks run once per
+// cluster and record themselves (see History) without a lock of their
+// own. Session settings are reset before fn; fn may open transactions on
+// conn but must not release the lock or close conn.
+func (m *Migrator) WithLock(ctx context.Context, fn func(ctx context.Context, conn *pgx.Conn) error) error {
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	return m.withSession(ctx, &Result{}, false, func(conn *pgx.Conn, lock func() error) error {
+		if err := lock(); err != nil {
+			return err
+		}
+		if _, err := conn.Exec(ctx, resetSession); err != nil {
+			return fmt.Errorf("migrate: reset session: %w", err)
+		}
+		return fn(ctx, conn)
+	})
+}
+
+// Accept records the current checksum of an applied migration whose file
+// was changed on purpose (a comment, a reformatting, a fix already
+// applied by hand), so Up stops reporting drift for it. It takes the lock.
+func (m *Migrator) Accept(ctx context.Context, line string, version int64) error {
+	l, err := m.line(line)
+	if err != nil {
+		return err
+	}
+	var mig *Migration
+	for _, x := range l.Migrations {
+		if x.Version == version {
+			mig = x
+		}
+	}
+	if mig == nil {
+		return &status.ActionError{Problem: fmt.Sprintf("line %s has no migration %d", line, version),
+			Hint: "give the version of a migration file"}
+	}
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	return m.withSession(ctx, &Result{}, false, func(conn *pgx.Conn, lock func() error) error {
+		if err := lock(); err != nil {
+			return err
+		}
+		r, ok, err := m.history.Get(ctx, conn, line, versionKey(version))
+		if err != nil {
+			return err
+		}
+		if !ok || r.Outcome != OutcomeApplied {
+			return &status.ActionError{Problem: fmt.Sprintf("%s migration %d is not applied; there is nothing to accept", line, version),
+				Hint: "accept applies to migrations already applied; run uplink migrate up for pending ones"}
+		}
+		if r.Checksum == mig.Checksum {
+			return nil
+		}
+		m.log.Info("accepted a changed migration", logLine, line, logVersion, version, logFile, mig.File,
+			"recorded", r.Checksum, "current", mig.Checksum)
+		r.Checksum, r.Name, r.Runner = mig.Checksum, mig.Name, m.runner
+		return m.history.Put(ctx, conn, r)
+	})
+}
+
+// Down reverts the newest applied migration of line.
+func (m *Migrator) Down(ctx context.Context, line string) (*Result, error) {
+	return m.down(ctx, line, -1)
+}
+
+// DownTo reverts every applied migration of line newer than version,
+// newest first; DownTo(ctx, line, 0) reverts them all.
+func (m *Migrator) DownTo(ctx context.Context, line string, version int64) (*Result, error) {
+	if version < 0 {
+		return nil, fmt.Errorf("migrate: DownTo version %d is negative", version)
+	}
+	return m.down(ctx, line, version)
+}
+
+// down reverts applied migrations of line above target, or only the newest
+// when target is -1. A failure is returned, not recorded: the history row
+// stays "applied", since reverting is an operator's command run by hand,
+// not part of boot.
+func (m *Migrator) down(ctx context.Context, line string, target int64) (*Result, error) {
+	if _, err := m.line(line); err != nil {
+		return nil, err
+	}
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	res := &Result{}
+	start := time.Now()
+	m.prog.set("checking", "reading migration history")
+	err := m.withSession(ctx, res, true, func(conn *pgx.Conn, lock func() error) error {
+		if err := lock(); err != nil {
+			return err
+		}
+		rep, err := m.report(ctx, conn)
+		if err != nil {
+			return err
+		}
+		m.prog.report(rep)
+		if err := rep.problems(true); err != nil {
+			return err
+		}
+		steps, err := downSteps(rep, line, target)
+		if err != nil {
+			return err
+		}
+		for i, e := range steps {
+			m.prog.running(e, DirDown, i+1, len(steps))
+			a, err := m.applyDown(ctx, conn, e)
+			if err != nil {
+				return &PartialError{Result: res, Err: asAction(err)}
+			}
+			res.Applied = append(res.Applied, a)
+			prev := int64(0)
+			if i+1 < len(steps) {
+				prev = steps[i+1].Version
+			} else if target > 0 {
+				prev = target
+			}
+			m.prog.ran(line, prev)
+		}
+		return nil
+	})
+	res.Duration = time.Since(start)
+	m.prog.finish(err, failDetail(err))
+	return res, err
+}
+
+// downSteps picks the applied migrations to revert, newest first, and
+// checks that each can be.
+func downSteps(rep *Report, line string, target int64) ([]Entry, error) {
+	var applied []Entry
+	for _, l := range rep.Lines {
+		if l.Line != line {
+			continue
+		}
+		for _, e := range l.Entries {
+			if (e.State == StateApplied || e.State == StateUnknown) && e.Version > target {
+				applied = append(applied, e)
+			}
+		}
+	}
+	slices.Reverse(applied)
+	if target < 0 && len(applied) > 1 {
+		applied = applied[:1]
+	}
+	for _, e := range applied {
+		switch {
+		case e.State == StateUnknown:
+			return nil, &status.ActionError{
+				Problem: fmt.Sprintf("%s migration %d (%s) is applied but unknown to this binary; it cannot be reverted", line, e.Version, e.Name),
+				Hint:    "revert it with the release that has its file",
+			}
+		case !e.migration.HasDown():
+			return nil, &status.ActionError{
+				Problem: fmt.Sprintf("%s: %s migration %d has no down migration", e.migration.source(), line, e.Version),
+				Hint:    "add a down section (-- +goose Down, -- migrate:down) or a .down.sql file",
+			}
+		}
+	}
+	return applied, nil
+}

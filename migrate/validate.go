@@ -1,0 +1,193 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/uplinkhq/uplink/migrate/sqlfile"
+	"github.com/uplinkhq/uplink/status"
+)
+
+// Validate checks lines without a database: line names present and
+// unique, versions positive and unique within a line, Go migrations with
+// an up function, and statements that would fail where they are put:
+// transaction control (BEGIN, COMMIT...) inside a migration that Uplink
+// already runs in a transaction, and statements PostgreSQL refuses to run
+// in one (CREATE INDEX CONCURRENTLY, VACUUM...) in a migration not marked
+// to run without. New calls it; call it yourself to check files in CI.
+//
+// Problems come back together as a *status.ActionError.
+func Validate(lines ...Line) error {
+	var errs []error
+	seenLine := map[string]bool{}
+	for _, l := range lines {
+		switch {
+		case l.Name == "":
+			errs = append(errs, errors.New("a migration line has no name"))
+			continue
+		case seenLine[l.Name]:
+			errs = append(errs, fmt.Errorf("migration line %q given twice", l.Name))
+			continue
+		}
+		seenLine[l.Name] = true
+		seen := map[int64]*Migration{}
+		for _, m := range l.Migrations {
+			if m == nil {
+				errs = append(errs, fmt.Errorf("line %s: nil migration", l.Name))
+				continue
+			}
+			if m.Version <= 0 {
+				errs = append(errs, fmt.Errorf("line %s: %s: version %d is not positive", l.Name, m.source(), m.Version))
+			}
+			if prev := seen[m.Version]; prev != nil {
+				errs = append(errs, fmt.Errorf("line %s: duplicate version %d: %s and %s", l.Name, m.Version, prev.source(), m.source()))
+			}
+			seen[m.Version] = m
+			if m.Name == "" {
+				errs = append(errs, fmt.Errorf("line %s: %s: migration without a name", l.Name, m.source()))
+			}
+			if m.up == nil || (m.Format == FormatGo && m.up.fn == nil) {
+				errs = append(errs, fmt.Errorf("line %s: %s: no up migration", l.Name, m.source()))
+				continue
+			}
+			errs = append(errs, checkStep(m.up)...)
+			if m.down != nil {
+				errs = append(errs, checkStep(m.down)...)
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &status.ActionError{
+		Problem: fmt.Sprintf("%d problem(s) in migrations", len(errs)),
+		Hint:    "fix the migrations named above; nothing was run",
+		Err:     errors.Join(errs...),
+	}
+}
+
+const noTxHint = "mark the file to run outside a transaction: -- +goose NO TRANSACTION, or -- migrate:up transaction:false"
+
+// checkStep finds statements that cannot work in the step's transaction
+// mode.
+func checkStep(s *step) []error {
+	if s.noTx {
+		return nil // anything goes, each statement commits on its own
+	}
+	var errs []error
+	for i, st := range s.stmts {
+		w := leadingWords(st.SQL, 5)
+		var msg, hint string
+		switch {
+		case txControl(w):
+			msg = fmt.Sprintf("statement %d (%s) controls the transaction, which Uplink already runs the migration in", i+1, strings.ToUpper(w[0]))
+			hint = "remove it; each migration commits on its own, together with its history row"
+		case noTxOnly(w):
+			msg = fmt.Sprintf("statement %d (%s) cannot run inside a transaction", i+1, strings.ToUpper(strings.Join(w[:min(len(w), 4)], " ")))
+			hint = noTxHint
+		default:
+			continue
+		}
+		errs = append(errs, &sqlfile.Error{File: s.file, Line: st.Line, Col: st.Col, Msg: msg, Hint: hint})
+	}
+	return errs
+}
+
+func txControl(w []string) bool {
+	switch {
+	case len(w) == 0:
+		return false
+	case w[0] == "begin", w[0] == "commit", w[0] == "end", w[0] == "rollback", w[0] == "abort":
+		return true
+	case w[0] == "start" && len(w) > 1 && w[1] == "transaction":
+		return true
+	}
+	return false
+}
+
+// noTxOnly recognises statements PostgreSQL refuses inside a transaction
+// block (PreventInTransactionBlock).
+func noTxOnly(w []string) bool {
+	has := func(words ...string) bool {
+		if len(w) < len(words) {
+			return false
+		}
+		for i, x := range words {
+			if w[i] != x {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case has("create", "index", "concurrently"), has("create", "unique", "index", "concurrently"),
+		has("drop", "index", "concurrently"),
+		has("vacuum"),
+		has("create", "database"), has("drop", "database"),
+		has("create", "tablespace"), has("drop", "tablespace"),
+		has("alter", "system"):
+		return true
+	case has("reindex"):
+		for _, x := range w[1:] {
+			if x == "concurrently" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// leadingWords returns up to n leading keywords of a statement, lower
+// case, skipping comments and punctuation such as REINDEX's "(VERBOSE)";
+// it stops at anything quoted, which no keyword is.
+func leadingWords(sql string, n int) []string {
+	var words []string
+	for i := 0; i < len(sql) && len(words) < n; {
+		c := sql[i]
+		switch {
+		case strings.HasPrefix(sql[i:], "--"):
+			if j := strings.IndexByte(sql[i:], '\n'); j >= 0 {
+				i += j + 1
+			} else {
+				i = len(sql)
+			}
+		case strings.HasPrefix(sql[i:], "/*"):
+			i = commentEnd(sql, i)
+		case c == '\'' || c == '"' || c == '$':
+			return words
+		case c == '_' || ('a' <= c|0x20 && c|0x20 <= 'z'):
+			j := i
+			for j < len(sql) && (sql[j] == '_' || ('a' <= sql[j]|0x20 && sql[j]|0x20 <= 'z') || ('0' <= sql[j] && sql[j] <= '9')) {
+				j++
+			}
+			words = append(words, strings.ToLower(sql[i:j]))
+			i = j
+		default:
+			i++
+		}
+	}
+	return words
+}
+
+// commentEnd returns the offset just past the /* comment at i, which may
+// nest, or len(sql) when it never closes.
+func commentEnd(sql string, i int) int {
+	depth := 0
+	for i < len(sql) {
+		switch {
+		case strings.HasPrefix(sql[i:], "/*"):
+			depth++
+			i += 2
+		case strings.HasPrefix(sql[i:], "*/"):
+			depth--
+			i += 2
+			if depth == 0 {
+				return i
+			}
+		default:
+			i++
+		}
+	}
+	return i
+}

@@ -264,7 +264,7 @@ ON CONFLICT (line, key) DO UPDATE SET
 	message = EXCLUDED.message, runner = EXCLUDED.runner`
 }
 
-// quoteLiteral quotes s as an E'' string, whose escaping does not depend
+// quoteLiteral quotes s as an E” string, whose escaping does not depend
 // on standard_conforming_strings.
 func quoteLiteral(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\\`)

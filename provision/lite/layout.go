@@ -104,13 +104,27 @@ func sample(entries []fs.DirEntry) string {
 // state is pg/state.json: what the last start chose, so that the next one
 // and `uplink db ...` find the same server.
 type state struct {
-	Major    int       `json:"major"`
-	Version  string    `json:"version"`
-	BinDir   string    `json:"bindir"`
+	Major   int    `json:"major"`
+	Version string `json:"version"`
+	BinDir  string `json:"bindir"`
+	// Stamp is the size and modification time of BinDir/postgres when
+	// Version was read from it; see binStamp.
+	Stamp    string    `json:"postgres_stamp,omitempty"`
 	Port     int       `json:"port"`
 	Database string    `json:"database"`
 	User     string    `json:"user"`
 	Created  time.Time `json:"created"`
+}
+
+// binStamp identifies the postgres program in dir by size and
+// modification time, which a package upgrade changes. "" if it is not
+// there.
+func binStamp(dir string) string {
+	fi, err := os.Stat(filepath.Join(dir, "postgres"))
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano())
 }
 
 func readState(path string) (state, error) {

@@ -159,10 +159,14 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 	if err != nil {
 		return "", err
 	}
+	st, err := readState(lay.State)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.log.Warn("state file unreadable; rebuilding it", "path", lay.State, "err", err)
+	}
 	// Binaries before anything is created: a refusal (wrong major, none
 	// and no permission to install) leaves the directory as it was.
 	var rp runParams
-	if rp.bin, err = l.binaries(ctx, major); err != nil {
+	if rp.bin, err = l.binaries(ctx, major, st); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(lay.Root, 0o755); err != nil {
@@ -181,7 +185,7 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 		return "", err
 	}
 	if major != 0 && major != rp.bin.Major {
-		if rp.bin, err = l.binaries(ctx, major); err != nil {
+		if rp.bin, err = l.binaries(ctx, major, state{}); err != nil {
 			return "", err
 		}
 	}
@@ -203,10 +207,6 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 	}
 	if err := l.prepareRunDir(rp.user); err != nil {
 		return "", err
-	}
-	st, err := readState(lay.State)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		l.log.Warn("state file unreadable; rebuilding it", "path", lay.State, "err", err)
 	}
 	if cluster == noCluster {
 		if err := l.initdb(ctx, rp); err != nil {
@@ -236,12 +236,20 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
 	l.mu.Lock()
 	l.pm = pm
 	l.mu.Unlock()
 
-	if err := l.ensureApp(ctx, conn, rp.password); err != nil {
+	app, err := ensureApp(ctx, conn, l.cfg.User, l.cfg.Database, rp.password, cluster == noCluster)
+	// Closed now: while it is connected to template1, no database can be
+	// created from it.
+	conn.Close(context.WithoutCancel(ctx))
+	if app.changed {
+		// Recorded after the fact: the step is quick, and the history
+		// should show that this start made the role or database.
+		l.tr.set(StepCreateDatabase, status.Warn, fmt.Sprintf("created or repaired role %s and database %s", l.cfg.User, l.cfg.Database))
+	}
+	if err != nil {
 		return "", err
 	}
 	l.tr.set(StepReady, status.Pass, fmt.Sprintf("PostgreSQL %s ready on port %d", rp.bin.Version, rp.port))
@@ -251,15 +259,28 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 	l.mu.Lock()
 	l.superStop, l.superDone = superStop, superDone
 	l.mu.Unlock()
-	go l.supervise(superCtx, pm, superDone)
+	go func() {
+		if app.needPostgresDB {
+			l.restorePostgresDB(superCtx)
+		}
+		l.supervise(superCtx, pm, superDone)
+	}()
 	return kvDSN(lay.Run, rp.port, l.cfg.User, rp.password, l.cfg.Database), nil
 }
 
 // binaries finds the server programs, for the cluster's major if there is
 // a cluster, and installs them when the machine has none at all.
-func (l *Lite) binaries(ctx context.Context, major int) (pgbin.Binaries, error) {
+//
+// The ones the last start recorded are used without running them when
+// postgres there is the same file (binStamp): running postgres --version
+// is most of a warm start's own time.
+func (l *Lite) binaries(ctx context.Context, major int, last state) (pgbin.Binaries, error) {
 	l.tr.set(StepFindBinaries, status.Warn, "looking for PostgreSQL server binaries")
 	opts := pgbin.Options{BinDir: l.cfg.BinDir, Major: major}
+	if major != 0 && last.Major == major && last.Stamp != "" && (opts.BinDir == "" || opts.BinDir == last.BinDir) &&
+		binStamp(last.BinDir) == last.Stamp {
+		return pgbin.Binaries{Dir: last.BinDir, Major: last.Major, Version: last.Version}, nil
+	}
 	b, _, err := pgbin.Ensure(ctx, opts, l.installer)
 	var nf *pgbin.NotFoundError
 	switch {
@@ -451,7 +472,7 @@ func (l *Lite) pickPort(st *state, bin pgbin.Binaries) error {
 		}
 	}
 	next := *st
-	next.Major, next.Version, next.BinDir = bin.Major, bin.Version, bin.Dir
+	next.Major, next.Version, next.BinDir, next.Stamp = bin.Major, bin.Version, bin.Dir, binStamp(bin.Dir)
 	next.Database, next.User = l.cfg.Database, l.cfg.User
 	if next == *st && old == st.Port && old != 0 {
 		return nil
@@ -473,7 +494,7 @@ func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (
 	if err != nil {
 		return nil, err
 	}
-	super := kvDSN(l.lay.Run, rp.port, superuser, rp.password, "postgres")
+	super := l.superDSN()
 	err = pm.waitReady(ctx, l.cfg.StartTimeout, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -496,16 +517,6 @@ func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (
 		return pm, err
 	}
 	return pm, nil
-}
-
-func (l *Lite) ensureApp(ctx context.Context, conn *pgx.Conn, password string) error {
-	changed, err := ensureApp(ctx, conn, l.cfg.User, l.cfg.Database, password)
-	if changed {
-		// Recorded after the fact: the step is quick, and the history
-		// should show that this start made the role or database.
-		l.tr.set(StepCreateDatabase, status.Warn, fmt.Sprintf("created or repaired role %s and database %s", l.cfg.User, l.cfg.Database))
-	}
-	return err
 }
 
 // supervise restarts the server whenever it dies, until ctx ends or the
@@ -562,6 +573,23 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 		l.mu.Lock()
 		l.pm = pm
 		l.mu.Unlock()
+	}
+}
+
+// superDSN reaches the maintenance database as the superuser, over the
+// socket.
+func (l *Lite) superDSN() provision.DSN {
+	l.mu.Lock()
+	rp := l.run
+	l.mu.Unlock()
+	return kvDSN(l.lay.Run, rp.port, superuser, rp.password, maintenanceDB)
+}
+
+// restorePostgresDB runs on the supervisor's goroutine, after Provision
+// has returned, so Stop waits for it. A failure costs only convenience.
+func (l *Lite) restorePostgresDB(ctx context.Context) {
+	if err := createPostgresDB(ctx, l.superDSN()); err != nil && ctx.Err() == nil {
+		l.log.Warn("could not create the postgres database (tools expect it; nothing else does)", "err", err)
 	}
 }
 

@@ -66,8 +66,7 @@ func TestColdThenWarm(t *testing.T) {
 	})
 	// Someone changes the application role's password by hand: the next
 	// start puts pg/password's back, or the DSN would stop working.
-	super := kvDSN(lay.Run, cold.run.port, superuser, cold.run.password, "postgres")
-	exec1(t, super, "ALTER ROLE uplink PASSWORD 'changed-by-hand'")
+	exec1(t, cold.superDSN(), "ALTER ROLE uplink PASSWORD 'changed-by-hand'")
 
 	if err := cold.Stop(context.Background()); err != nil {
 		t.Fatal(err)
@@ -92,6 +91,11 @@ func TestColdThenWarm(t *testing.T) {
 	}
 	if n := queryInt(t, dsn2, "SELECT count(*) FROM kept WHERE v = 'before restart'"); n != 1 {
 		t.Fatalf("row written before the restart: found %d", n)
+	}
+	// The cold start renamed the postgres database into the application's
+	// and made a new one after Provision returned.
+	if n := queryInt(t, warm.superDSN(), "SELECT count(*) FROM pg_database WHERE datname IN ('postgres', 'uplink')"); n != 2 {
+		t.Errorf("databases postgres and uplink: %d of them", n)
 	}
 
 	t.Run("no password in logs or status", func(t *testing.T) {
@@ -207,11 +211,16 @@ func decodeProcAddr(t *testing.T, s string) string {
 // brings it back through crash recovery, same DSN, no restart of its own.
 func TestPostgresKilledIsRestarted(t *testing.T) {
 	t.Parallel()
-	l := newLite(t, dataDir(t), nil)
+	// A back-off long enough to see the restart step in Status.
+	l := newLite(t, dataDir(t), func(c *Config) { c.RestartBackoffMin, c.RestartBackoffMax = time.Second, time.Second })
 	dsn := provisionOK(t, l)
 	exec1(t, dsn, "CREATE TABLE t AS SELECT 1 AS v")
 	old := l.pid()
 	killPID(t, old)
+	eventually(t, 10*time.Second, "the restart step", func() bool { return l.tr.currentStep() == StepRestart })
+	if st := l.Status(); st.Status != status.Warn || st.Attempts != 1 || !st.NextRetry.After(time.Now()) || !strings.Contains(st.LastError, "signal: killed") {
+		t.Errorf("Status while restarting = %+v; want warn, attempt 1, a next retry ahead, the cause", st)
+	}
 	eventually(t, time.Minute, "a new postmaster, ready", func() bool {
 		return l.pid() != old && l.Status().Data["step"] == StepReady
 	})
@@ -305,11 +314,11 @@ func TestSecondUplinkRefusedAndKilledUplink(t *testing.T) {
 	}
 
 	h.kill()
+	// The kernel told the postmaster (SIGINT, a fast shutdown) that its
+	// parent died: it goes away without anyone's help.
+	eventually(t, 30*time.Second, "the killed Uplink's postmaster to shut down", func() bool { return !processAlive(h.pgPID) })
 	third := newLite(t, dir, nil)
 	dsn := provisionOK(t, third)
-	if processAlive(h.pgPID) {
-		t.Errorf("the killed Uplink's postmaster %d still runs", h.pgPID)
-	}
 	if hasStep(third.steps(), StepRecover) {
 		t.Errorf("steps %v: recovery after a parent-death SIGINT, which should shut down cleanly", third.steps())
 	}

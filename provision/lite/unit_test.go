@@ -142,3 +142,17 @@ func TestServerLog(t *testing.T) {
 		t.Errorf("tail shows a password:\n%s", tail)
 	}
 }
+
+// TestInstallProgressInStatus: the package manager's lines show in Status
+// as they come, under the install step.
+func TestInstallProgressInStatus(t *testing.T) {
+	l, err := New(Config{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.installer.Progress("Unpacking postgresql-15 (15.8-0+deb12u1) ...")
+	st := l.Status()
+	if st.Data["step"] != StepInstall || !strings.Contains(st.Detail, "Unpacking postgresql-15") {
+		t.Errorf("Status = %+v", st)
+	}
+}

@@ -49,6 +49,35 @@ func LayoutOf(dataDir string) Layout {
 // postgres user, for the few hundred milliseconds initdb needs it.
 func (l Layout) initdbPwfile() string { return filepath.Join(l.PG, ".initdb-pwfile") }
 
+// maxSocketPath is the longest unix socket path Linux accepts
+// (sun_path holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// checkSocketPath refuses a data directory so deep that PostgreSQL could
+// not create its socket in pg/run.
+func (l Layout) checkSocketPath() error {
+	if p := filepath.Join(l.Run, ".s.PGSQL.65535"); len(p) > maxSocketPath {
+		return &status.ActionError{
+			Problem: fmt.Sprintf("the socket path %s is %d bytes, over the %d a unix socket allows", p, len(p), maxSocketPath),
+			Hint:    "set UPLINK_DATA_DIR to a shorter path (default /var/lib/uplink)",
+		}
+	}
+	return nil
+}
+
+// mkdirRoot creates the data directory if needed, 0755 whatever the umask
+// so that the postgres user can pass through it. An existing directory
+// keeps its mode: it is the operator's.
+func mkdirRoot(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
+}
+
 // clusterState is what Inspect finds in pg/data.
 type clusterState int
 

@@ -153,82 +153,119 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 			l.rollback()
 		}
 	}()
+	var sp startPlan
+	if err := l.claim(ctx, &sp); err != nil {
+		return "", err
+	}
+	if err := l.prepare(ctx, &sp); err != nil {
+		return "", err
+	}
+	return l.serve(ctx, sp)
+}
+
+// startPlan is what the steps before the first start decide.
+type startPlan struct {
+	rp      runParams
+	cluster clusterState
+	st      state // pg/state.json, updated as the plan is made
+}
+
+// claim checks the data directory, finds the binaries and takes the lock.
+// Binaries come before anything is created: a refusal (a foreign
+// directory, a wrong major, no PostgreSQL and no permission to install)
+// leaves the directory as it was.
+func (l *Lite) claim(ctx context.Context, sp *startPlan) error {
 	lay := l.lay
 	l.tr.set(StepCheck, status.Warn, "checking "+lay.Root)
 	_, major, err := lay.inspect()
 	if err != nil {
-		return "", err
+		return err
 	}
-	st, err := readState(lay.State)
+	if err := lay.checkSocketPath(); err != nil {
+		return err
+	}
+	sp.st, err = readState(lay.State)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		l.log.Warn("state file unreadable; rebuilding it", "path", lay.State, "err", err)
 	}
-	// Binaries before anything is created: a refusal (wrong major, none
-	// and no permission to install) leaves the directory as it was.
-	var rp runParams
-	if rp.bin, err = l.binaries(ctx, major, st); err != nil {
-		return "", err
+	if sp.rp.bin, err = l.binaries(ctx, major, sp.st); err != nil {
+		return err
 	}
-	if err := os.MkdirAll(lay.Root, 0o755); err != nil {
-		return "", &status.ActionError{Problem: "cannot create the data directory", Err: err, Hint: "set UPLINK_DATA_DIR to a directory Uplink may write"}
+	if err := mkdirRoot(lay.Root); err != nil {
+		return &status.ActionError{Problem: "cannot create the data directory", Err: err, Hint: "set UPLINK_DATA_DIR to a directory Uplink may write"}
 	}
 	lock, err := lockDir(lay.Lock)
 	if err != nil {
-		return "", err
+		return err
 	}
 	l.mu.Lock()
 	l.lock = lock
 	l.mu.Unlock()
 	// Again under the lock: another Uplink may have initialised meanwhile.
-	cluster, major, err := lay.inspect()
-	if err != nil {
-		return "", err
+	if sp.cluster, major, err = lay.inspect(); err != nil {
+		return err
 	}
-	if major != 0 && major != rp.bin.Major {
-		if rp.bin, err = l.binaries(ctx, major, state{}); err != nil {
-			return "", err
+	if major != 0 && major != sp.rp.bin.Major {
+		if sp.rp.bin, err = l.binaries(ctx, major, state{}); err != nil {
+			return err
 		}
 	}
 	for _, d := range []struct {
 		path string
 		perm fs.FileMode
 	}{{lay.PG, 0o755}, {lay.LogDir, 0o700}} {
+		// Chmod after Mkdir: a umask of 077 would leave pg/ closed to the
+		// postgres user.
 		if err := os.Mkdir(d.path, d.perm); err != nil && !errors.Is(err, fs.ErrExist) {
-			return "", err
+			return err
+		}
+		if err := os.Chmod(d.path, d.perm); err != nil {
+			return err
 		}
 	}
 	l.noteLeftovers()
+	return nil
+}
 
-	if rp.user, err = l.serverUser(ctx, cluster); err != nil {
-		return "", err
+// prepare readies what the server needs: its OS user, the password, the
+// cluster (initdb on first start), no orphan in the way, a free port.
+func (l *Lite) prepare(ctx context.Context, sp *startPlan) error {
+	var err error
+	if sp.rp.user, err = l.serverUser(ctx, sp.cluster); err != nil {
+		return err
 	}
-	if rp.password, err = l.password(cluster); err != nil {
-		return "", err
+	if sp.rp.password, err = l.password(sp.cluster); err != nil {
+		return err
 	}
-	if err := l.prepareRunDir(rp.user); err != nil {
-		return "", err
+	if err := l.prepareRunDir(sp.rp.user); err != nil {
+		return err
 	}
-	if cluster == noCluster {
-		if err := l.initdb(ctx, rp); err != nil {
-			return "", err
+	if sp.cluster == noCluster {
+		if err := l.initdb(ctx, sp.rp); err != nil {
+			return err
 		}
-		st.Created = time.Now().UTC()
+		sp.st.Created = time.Now().UTC()
 	}
 	if err := l.stopOrphan(); err != nil {
-		return "", err
+		return err
 	}
-	if err := l.pickPort(&st, rp.bin); err != nil {
-		return "", err
+	if err := l.pickPort(&sp.st, sp.rp.bin); err != nil {
+		return err
 	}
-	rp.port = st.Port
-	l.tr.setInfo(map[string]any{"bindir": rp.bin.Dir, "version": rp.bin.Version, "port": rp.port})
+	sp.rp.port = sp.st.Port
+	l.tr.setInfo(map[string]any{"bindir": sp.rp.bin.Dir, "version": sp.rp.bin.Version, "port": sp.rp.port})
+	return nil
+}
 
-	slog, err := openServerLog(lay.LogFile, l.cfg.LogMaxBytes, l.cfg.LogKeep, l.log)
+// serve starts the server, hands over the application's role and
+// database, and leaves the server to the supervisor.
+func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
+	srvLog, err := openServerLog(l.lay.LogFile, l.cfg.LogMaxBytes, l.cfg.LogKeep, l.log)
 	if err != nil {
 		return "", err
 	}
 	l.mu.Lock()
-	l.serverLog, l.run = slog, rp
+	l.serverLog, l.run = srvLog, sp.rp
 	l.mu.Unlock()
 
 	var conn *pgx.Conn
@@ -240,7 +277,7 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 	l.pm = pm
 	l.mu.Unlock()
 
-	app, err := ensureApp(ctx, conn, l.cfg.User, l.cfg.Database, rp.password, cluster == noCluster)
+	app, err := ensureApp(ctx, conn, l.cfg.User, l.cfg.Database, sp.rp.password, sp.cluster == noCluster)
 	// Closed now: while it is connected to template1, no database can be
 	// created from it.
 	conn.Close(context.WithoutCancel(ctx))
@@ -252,7 +289,7 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 	if err != nil {
 		return "", err
 	}
-	l.tr.set(StepReady, status.Pass, fmt.Sprintf("PostgreSQL %s ready on port %d", rp.bin.Version, rp.port))
+	l.tr.set(StepReady, status.Pass, fmt.Sprintf("PostgreSQL %s ready on port %d", sp.rp.bin.Version, sp.rp.port))
 
 	superCtx, superStop := context.WithCancel(context.WithoutCancel(ctx))
 	superDone := make(chan struct{})
@@ -265,7 +302,7 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 		}
 		l.supervise(superCtx, pm, superDone)
 	}()
-	return kvDSN(lay.Run, rp.port, l.cfg.User, rp.password, l.cfg.Database), nil
+	return kvDSN(l.lay.Run, sp.rp.port, l.cfg.User, sp.rp.password, l.cfg.Database), nil
 }
 
 // binaries finds the server programs, for the cluster's major if there is
@@ -487,10 +524,10 @@ func (l *Lite) pickPort(st *state, bin pgbin.Binaries) error {
 // returns, and returned too, so the supervisor can count its failure.
 func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (*postmaster, error) {
 	l.mu.Lock()
-	rp, slog := l.run, l.serverLog
+	rp, srvLog := l.run, l.serverLog
 	l.mu.Unlock()
 	l.tr.set(step, status.Warn, fmt.Sprintf("starting PostgreSQL %s on port %d", rp.bin.Version, rp.port))
-	pm, err := startPostmaster(rp.bin, l.lay, rp.port, rp.user, l.deathSig, slog, l.tr.event)
+	pm, err := startPostmaster(rp.bin, l.lay, rp.port, rp.user, l.deathSig, srvLog, l.tr.event)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +548,7 @@ func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (
 	})
 	if err != nil {
 		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w: %s", err, strings.Join(slog.Tail(3), " | "))
+			err = fmt.Errorf("%w: %s", err, strings.Join(srvLog.Tail(3), " | "))
 		}
 		pm.stop(context.WithoutCancel(ctx), l.cfg.StopTimeout, l.cfg.QuitTimeout)
 		return pm, err
@@ -598,12 +635,12 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // tail is the end of the server log, for /status.
 func (l *Lite) tail() []string {
 	l.mu.Lock()
-	slog := l.serverLog
+	srvLog := l.serverLog
 	l.mu.Unlock()
-	if slog == nil {
+	if srvLog == nil {
 		return nil
 	}
-	return slog.Tail(15)
+	return srvLog.Tail(15)
 }
 
 // Stop shuts the server down (see Config.StopTimeout) and releases the
@@ -647,7 +684,7 @@ func (l *Lite) rollback() { l.shutdown(context.Background()) }
 // still shutting down.
 func (l *Lite) shutdown(ctx context.Context) error {
 	l.mu.Lock()
-	pm, slog, lock := l.pm, l.serverLog, l.lock
+	pm, srvLog, lock := l.pm, l.serverLog, l.lock
 	l.pm, l.serverLog, l.lock = nil, nil, nil
 	l.mu.Unlock()
 	var err error
@@ -660,8 +697,8 @@ func (l *Lite) shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	if slog != nil {
-		slog.Close()
+	if srvLog != nil {
+		srvLog.Close()
 	}
 	lock.release()
 	return err

@@ -156,3 +156,18 @@ func TestInstallProgressInStatus(t *testing.T) {
 		t.Errorf("Status = %+v", st)
 	}
 }
+
+func TestSocketPathTooLong(t *testing.T) {
+	deep := "/" + strings.Repeat("d", 100)
+	l, err := New(Config{DataDir: deep, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Provision(t.Context())
+	if !status.IsAction(err) || !strings.Contains(err.Error(), "unix socket") {
+		t.Fatalf("Provision: %v", err)
+	}
+	if _, err := os.Stat(deep); err == nil {
+		t.Error("created the directory it refused")
+	}
+}

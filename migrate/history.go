@@ -32,38 +32,38 @@ const (
 // Record is one row of the history table: the last known state of one
 // migration or task. See the package doc for the table.
 type Record struct {
-	Line string
+	Line string `json:"line"`
 	// Key identifies the entry within its line: the version, in decimal,
 	// for a migration; the task's name for a task.
-	Key string
+	Key string `json:"key"`
 	// Version is the migration's version; 0 for an entry whose key is not
 	// a number.
-	Version  int64
-	Name     string
-	Checksum string
-	Outcome  Outcome
+	Version  int64   `json:"version,omitempty"`
+	Name     string  `json:"name"`
+	Checksum string  `json:"checksum,omitempty"`
+	Outcome  Outcome `json:"outcome"`
 	// Attempts counts runs of this entry, failed ones included.
-	Attempts int
+	Attempts int `json:"attempts"`
 	// AppliedAt is when Outcome last became OutcomeApplied; zero if it never did.
-	AppliedAt time.Time
+	AppliedAt time.Time `json:"applied_at,omitzero"`
 	// UpdatedAt is when the row was last written.
-	UpdatedAt time.Time
+	UpdatedAt time.Time `json:"updated_at"`
 	// Duration is how long the last attempt took.
-	Duration time.Duration
+	Duration time.Duration `json:"duration"`
 	// StatementsDone and StatementHashes record the progress of a
 	// no-transaction migration: how many statements have committed, and
 	// the sha256 of each, so a retry can skip exactly those that are
 	// unchanged.
-	StatementsDone  int
-	StatementHashes []string
+	StatementsDone  int      `json:"statements_done,omitempty"`
+	StatementHashes []string `json:"statement_hashes,omitempty"`
 	// For a failure: the 1-based index of the failing statement (0 when
 	// the failure was not in a statement), PostgreSQL's SQLSTATE and the
 	// message.
-	FailedStatement int
-	SQLState        string
-	Message         string
+	FailedStatement int    `json:"failed_statement,omitempty"`
+	SQLState        string `json:"sqlstate,omitempty"`
+	Message         string `json:"message,omitempty"`
 	// Runner says who wrote the row: host, pid and application_name.
-	Runner string
+	Runner string `json:"runner,omitempty"`
 }
 
 // History reads and writes one history table. Its methods take the DB to
@@ -264,8 +264,8 @@ ON CONFLICT (line, key) DO UPDATE SET
 	message = EXCLUDED.message, runner = EXCLUDED.runner`
 }
 
-// quoteLiteral quotes s as an E” string, whose escaping does not depend
-// on standard_conforming_strings.
+// quoteLiteral quotes s as an escape string constant (E'...'), whose
+// meaning does not depend on standard_conforming_strings.
 func quoteLiteral(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\\`)
 	return "E'" + strings.ReplaceAll(s, "'", "''") + "'"

@@ -25,8 +25,10 @@ const nameHint = "name migration files NNN_description.sql, or NNN_description.u
 // root; an embed.FS works). It reads the .sql files directly in dir and
 // ignores other files and subdirectories:
 //
-//   - NNN_name.sql: plain SQL (the whole file is up), or a goose- or
-//     dbmate-annotated file with up and down sections;
+//   - NNN_name.sql: plain SQL (the whole file is up, and there is no
+//     down), or a goose- or dbmate-annotated file with up and down
+//     sections (a missing down section reverts by doing nothing, as those
+//     tools do);
 //   - NNN_name.up.sql with an optional NNN_name.down.sql (golang-migrate,
 //     River); the down file's statements are the down migration.
 //
@@ -108,7 +110,7 @@ func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 	if len(errs) > 0 {
 		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 		return nil, &status.ActionError{
-			Problem: fmt.Sprintf("%d problem(s) in migrations %s", len(errs), dir),
+			Problem: fmt.Sprintf("%d problem(s) in migration directory %s", len(errs), dir),
 			Hint:    "fix the files named above; nothing was run",
 			Err:     errors.Join(errs...),
 		}

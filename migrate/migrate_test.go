@@ -127,7 +127,7 @@ func TestSyntaxErrorIsLocatedRecordedAndRetried(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), `002_broken.sql:5:3: app migration 2 (broken), statement 2 of 3: syntax error at or near "2" (SQLSTATE 42601)`) {
 		t.Errorf("error text = %s", err)
 	}
-	if !status.IsAction(err) || !strings.Contains(status.HintOf(err), "fix 002_broken.sql and restart") {
+	if !status.IsAction(err) || !strings.Contains(status.HintOf(err), "fix 002_broken.sql and run again (restart); the failure is recorded in uplink.schema_history") {
 		t.Errorf("not an ActionError with a hint: %v (hint %q)", err, status.HintOf(err))
 	}
 	if e.tableExists("ok") {
@@ -441,7 +441,8 @@ func TestLinesRunInOrderAndTasksShareTheTable(t *testing.T) {
 			return err
 		}
 		if err := h.Put(ctx, tx, migrate.Record{Line: "tasks", Key: "seed-demo", Name: "seed-demo", Checksum: "abc",
-			Outcome: migrate.OutcomeApplied, Attempts: 1, Duration: 1500 * time.Millisecond, Runner: "test"}); err != nil {
+			Outcome: migrate.OutcomeApplied, Attempts: 1, Duration: 1500 * time.Millisecond, Runner: "test",
+			Message: `it's a \ and a '' and a \'`}); err != nil {
 			return err
 		}
 		return tx.Commit(ctx)
@@ -453,7 +454,8 @@ func TestLinesRunInOrderAndTasksShareTheTable(t *testing.T) {
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("tasks records = %+v, %v", recs, err)
 	}
-	if r := recs[0]; r.Key != "seed-demo" || r.Version != 0 || r.Duration != 1500*time.Millisecond || r.AppliedAt.IsZero() || r.Checksum != "abc" {
+	if r := recs[0]; r.Key != "seed-demo" || r.Version != 0 || r.Duration != 1500*time.Millisecond || r.AppliedAt.IsZero() || r.Checksum != "abc" ||
+		r.Message != `it's a \ and a '' and a \'` {
 		t.Errorf("task row = %+v", r)
 	}
 	if e.advisoryLocks() != 0 {

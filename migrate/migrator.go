@@ -334,7 +334,7 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 			m.prog.running(e, DirUp, i+1, len(steps))
 			a, err := m.applyUp(ctx, conn, e)
 			if err != nil {
-				return &PartialError{Result: res, Err: asAction(err)}
+				return &PartialError{Result: res, Err: m.asAction(err)}
 			}
 			res.Applied = append(res.Applied, a)
 			m.prog.ran(e.Line, max(e.Version, lineCurrent(rep, e.Line)))
@@ -368,15 +368,17 @@ func failDetail(err error) string {
 // asAction wraps a migration failure that needs a person in a
 // *status.ActionError with the hint to fix it; temporary ones pass as they
 // are, so the caller retries.
-func asAction(err error) error {
+func (m *Migrator) asAction(err error) error {
 	var me *MigrationError
 	if !errors.As(err, &me) || me.Temporary() {
 		return err
 	}
-	hint := "fix the migration and restart; the failure is recorded in the history table and the next run retries it"
+	what := "the migration"
 	if me.File != "" {
-		hint = "fix " + me.File + " and restart; the failure is recorded in the history table and the next run retries it"
+		what = me.File
 	}
+	hint := fmt.Sprintf("fix %s and run again (restart); the failure is recorded in %s.%s and the next run retries it",
+		what, m.cfg.Schema, m.cfg.Table)
 	if len(me.InvalidIndexes) > 0 {
 		drops := make([]string, len(me.InvalidIndexes))
 		for i, x := range me.InvalidIndexes {
@@ -574,7 +576,7 @@ func (m *Migrator) down(ctx context.Context, line string, target int64) (*Result
 			m.prog.running(e, DirDown, i+1, len(steps))
 			a, err := m.applyDown(ctx, conn, e)
 			if err != nil {
-				return &PartialError{Result: res, Err: asAction(err)}
+				return &PartialError{Result: res, Err: m.asAction(err)}
 			}
 			res.Applied = append(res.Applied, a)
 			prev := int64(0)

@@ -11,9 +11,11 @@
 //	   │            (Uplink never deletes data). Then flock <data>/uplink.lock
 //	   │            for the life of the process: a second Uplink fails here.
 //	   ▼
-//	find-binaries   UPLINK_PG_BINDIR; /usr/lib/postgresql/*/bin (the cluster's
-//	   │            major, else the highest ≥ 13); /usr/libexec/postgresql*;
-//	   │            /usr/pgsql-*/bin; pg_config --bindir; PATH
+//	find-binaries   the ones pg/state.json names while postgres there is the
+//	   │            same file; else UPLINK_PG_BINDIR; /usr/lib/postgresql/*/bin
+//	   │            (the cluster's major, else the highest ≥ 13);
+//	   │            /usr/libexec/postgresql*; /usr/pgsql-*/bin; pg_config
+//	   │            --bindir; PATH
 //	   ├──► install     none at all, root, UPLINK_PG_INSTALL=auto: apt-get / apk /
 //	   │                dnf, once per process; else error with the command to run
 //	   ▼
@@ -30,7 +32,10 @@
 //	   │            into pg/log/postgres.log (rotated) and Uplink's log
 //	   ├──► recover     after an unclean stop: waited for, however long
 //	   ▼
-//	create-database first start: the application role and database
+//	create-database first start: the application role, and the application
+//	   │            database, which on a fresh cluster is its empty postgres
+//	   │            database renamed (instant; a new postgres database is made
+//	   │            after Provision returns, for the tools that expect one)
 //	   ▼
 //	ready ──────────► Provision returns a DSN over the unix socket
 //	   │

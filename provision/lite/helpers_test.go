@@ -192,7 +192,9 @@ func provisionOK(t *testing.T, l testLite) provision.DSN {
 	return dsn
 }
 
-func exec1(t *testing.T, dsn provision.DSN, sql string, args ...any) {
+// withConn runs f on a connection to dsn, failing the test if it cannot
+// connect.
+func withConn(t *testing.T, dsn provision.DSN, f func(context.Context, *pgx.Conn) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -201,25 +203,37 @@ func exec1(t *testing.T, dsn provision.DSN, sql string, args ...any) {
 		t.Fatalf("connect %s: %v", dsn, err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
+	if err := f(ctx, conn); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func queryInt(t *testing.T, dsn provision.DSN, sql string) int {
+func exec1(t *testing.T, dsn provision.DSN, sql string, args ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn.Secret())
-	if err != nil {
-		t.Fatalf("connect %s: %v", dsn, err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql, args...)
+		return err
+	})
+}
+
+func queryInt(t *testing.T, dsn provision.DSN, sql string) (n int) {
+	t.Helper()
+	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, sql).Scan(&n)
+	})
 	return n
+}
+
+// comesBack starts a new Uplink on dir after a crash of some kind, and
+// checks the table written before is still there.
+func comesBack(t *testing.T, dir, table string) testLite {
+	t.Helper()
+	l := newLite(t, dir, nil)
+	dsn := provisionOK(t, l)
+	if n := queryInt(t, dsn, "SELECT count(*) FROM "+table); n != 1 {
+		t.Fatalf("rows in %s after coming back: %d", table, n)
+	}
+	return l
 }
 
 func (l testLite) pid() int {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/uplinkhq/uplink/migrate"
+	"github.com/uplinkhq/uplink/migrate/internal/testcorpus"
 )
 
 // River's commit_required set: 003 uses in an IMMUTABLE function the enum
@@ -13,7 +14,7 @@ func TestCorpusRiverCommitRequired(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := testContext(t)
-	migs := load(t, os.DirFS(corpusDir(t, "river-commit-required")))
+	migs := load(t, os.DirFS(testcorpus.Dir(t, "river-commit-required")))
 	if len(migs) != 3 {
 		t.Fatalf("loaded %d migrations, want 3", len(migs))
 	}
@@ -39,7 +40,7 @@ func TestCorpusGoosePostgres(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := testContext(t)
-	migs := load(t, os.DirFS(corpusDir(t, "goose-postgres")))
+	migs := load(t, os.DirFS(testcorpus.Dir(t, "goose-postgres")))
 	if len(migs) != 6 || !migs[4].NoTransaction() || migs[3].Statements() != 0 {
 		t.Fatalf("loaded %d migrations (5 no-tx %v, 4 statements %d)", len(migs), migs[4].NoTransaction(), migs[3].Statements())
 	}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -211,31 +210,6 @@ func (e *env) advisoryLocks() int {
 func (e *env) dbName() string {
 	e.t.Helper()
 	return scalar[string](e, "SELECT current_database()")
-}
-
-// corpusDir returns <module root>/../shared/corpus/<sub>. A missing
-// corpus fails the test: it is part of the acceptance suite.
-func corpusDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	corpus := filepath.Join(dir, "..", "shared", "corpus", sub)
-	if _, err := os.Stat(corpus); err != nil {
-		t.Fatalf("acceptance corpus missing: %v", err)
-	}
-	return corpus
 }
 
 // lockedWriter is a bytes.Buffer safe for a process's output and a test

@@ -89,6 +89,9 @@ func TestUpRecordsAndIsIdempotent(t *testing.T) {
 	if n := scalar[int](e, "SELECT count(*)::int FROM users"); n != 0 || e.hasRecord("app", "2") {
 		t.Fatalf("after Down: %d users, history row 2 present %v", n, e.hasRecord("app", "2"))
 	}
+	if b, _ := json.Marshal(m.Check().Data["lines"]); string(b) != `[{"line":"app","current":1,"target":2}]` {
+		t.Errorf("Check lines after Down = %s", b)
+	}
 	_, err = m.DownTo(ctx, "app", 0)
 	var ae *status.ActionError
 	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "001_users.sql: app migration 1 has no down migration") {

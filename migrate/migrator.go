@@ -209,26 +209,37 @@ func (m *Migrator) report(ctx context.Context, db DB) (*Report, error) {
 	return analyze(m.lines, recs), nil
 }
 
+// inspect reads the history on a session of its own, without the lock,
+// and hands the comparison to fn.
+func (m *Migrator) inspect(ctx context.Context, fn func(*pgx.Conn, *Report) error) error {
+	conn, err := m.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeConn(ctx, conn)
+	rep, err := m.report(ctx, conn)
+	if err != nil {
+		return err
+	}
+	return fn(conn, rep)
+}
+
 // Status reports every migration of every line: applied, pending, failed
 // (and retried by the next Up) or unknown (applied by a newer binary),
 // with drift and out-of-order flags, and the database's invalid indexes.
 // It takes no lock.
 func (m *Migrator) Status(ctx context.Context) (*Report, error) {
-	conn, err := m.connect(ctx)
+	var rep *Report
+	err := m.inspect(ctx, func(conn *pgx.Conn, r *Report) error {
+		idx, err := invalidIndexes(ctx, conn)
+		for _, i := range idx {
+			r.InvalidIndexes = append(r.InvalidIndexes, i.String())
+		}
+		rep = r
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer closeConn(ctx, conn)
-	rep, err := m.report(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	idx, err := invalidIndexes(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	for _, i := range idx {
-		rep.InvalidIndexes = append(rep.InvalidIndexes, i.String())
 	}
 	return rep, nil
 }
@@ -237,16 +248,16 @@ func (m *Migrator) Status(ctx context.Context) (*Report, error) {
 // anything. When Up would refuse (drift, out-of-order migrations) it
 // returns the plan and the error Up would return.
 func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
-	conn, err := m.connect(ctx)
+	var plan *Plan
+	var problems error
+	err := m.inspect(ctx, func(_ *pgx.Conn, r *Report) error {
+		plan, problems = r.plan("", 0), r.problems(m.cfg.AllowOutOfOrder)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer closeConn(ctx, conn)
-	rep, err := m.report(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	return rep.plan("", 0), rep.problems(m.cfg.AllowOutOfOrder)
+	return plan, problems
 }
 
 // Result is what a run did.
@@ -306,12 +317,8 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 	start := time.Now()
 	m.prog.set("checking", "reading migration history")
 	err := m.withSession(ctx, res, true, func(conn *pgx.Conn, lock func() error) error {
-		rep, err := m.report(ctx, conn)
+		rep, err := m.review(ctx, conn, m.cfg.AllowOutOfOrder)
 		if err != nil {
-			return err
-		}
-		m.prog.report(rep)
-		if err := rep.problems(m.cfg.AllowOutOfOrder); err != nil {
 			return err
 		}
 		if len(rep.plan(line, upTo).Steps()) == 0 {
@@ -322,29 +329,49 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 			return err
 		}
 		// Under the lock: whoever held it before may have done the work.
-		if rep, err = m.report(ctx, conn); err != nil {
+		if rep, err = m.review(ctx, conn, m.cfg.AllowOutOfOrder); err != nil {
 			return err
-		}
-		m.prog.report(rep)
-		if err := rep.problems(m.cfg.AllowOutOfOrder); err != nil {
-			return err
-		}
-		steps := rep.plan(line, upTo).Steps()
-		for i, e := range steps {
-			m.prog.running(e, DirUp, i+1, len(steps))
-			a, err := m.applyUp(ctx, conn, e)
-			if err != nil {
-				return &PartialError{Result: res, Err: m.asAction(err)}
-			}
-			res.Applied = append(res.Applied, a)
-			m.prog.ran(e.Line, max(e.Version, lineCurrent(rep, e.Line)))
 		}
 		m.logUnknown(rep)
-		return nil
+		return m.runSteps(ctx, conn, res, DirUp, rep.plan(line, upTo).Steps(), func(e Entry) int64 {
+			return max(e.Version, lineCurrent(rep, e.Line))
+		})
 	})
 	res.Duration = time.Since(start)
 	m.prog.finish(err, failDetail(err))
 	return res, err
+}
+
+// review reads the history, shows the versions in Check, and returns the
+// error that forbids running: drift, or out-of-order migrations unless
+// allowed.
+func (m *Migrator) review(ctx context.Context, conn *pgx.Conn, allowOutOfOrder bool) (*Report, error) {
+	rep, err := m.report(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	m.prog.report(rep)
+	return rep, rep.problems(allowOutOfOrder)
+}
+
+// runSteps applies (or reverts) steps in order, stopping at the first
+// failure with a *PartialError; current gives a line's version after a
+// step, for Check.
+func (m *Migrator) runSteps(ctx context.Context, conn *pgx.Conn, res *Result, dir Direction, steps []Entry, current func(Entry) int64) error {
+	apply := m.applyUp
+	if dir == DirDown {
+		apply = m.applyDown
+	}
+	for i, e := range steps {
+		m.prog.running(e, dir, i+1, len(steps))
+		a, err := apply(ctx, conn, e)
+		if err != nil {
+			return &PartialError{Result: res, Err: m.asAction(err)}
+		}
+		res.Applied = append(res.Applied, a)
+		m.prog.ran(e.Line, current(e))
+	}
+	return nil
 }
 
 func lineCurrent(rep *Report, line string) int64 {
@@ -560,38 +587,34 @@ func (m *Migrator) down(ctx context.Context, line string, target int64) (*Result
 		if err := lock(); err != nil {
 			return err
 		}
-		rep, err := m.report(ctx, conn)
+		rep, err := m.review(ctx, conn, true)
 		if err != nil {
-			return err
-		}
-		m.prog.report(rep)
-		if err := rep.problems(true); err != nil {
 			return err
 		}
 		steps, err := downSteps(rep, line, target)
 		if err != nil {
 			return err
 		}
-		for i, e := range steps {
-			m.prog.running(e, DirDown, i+1, len(steps))
-			a, err := m.applyDown(ctx, conn, e)
-			if err != nil {
-				return &PartialError{Result: res, Err: m.asAction(err)}
-			}
-			res.Applied = append(res.Applied, a)
-			prev := int64(0)
-			if i+1 < len(steps) {
-				prev = steps[i+1].Version
-			} else if target > 0 {
-				prev = target
-			}
-			m.prog.ran(line, prev)
-		}
-		return nil
+		return m.runSteps(ctx, conn, res, DirDown, steps, func(e Entry) int64 {
+			return appliedBelow(rep, line, e.Version)
+		})
 	})
 	res.Duration = time.Since(start)
 	m.prog.finish(err, failDetail(err))
 	return res, err
+}
+
+// appliedBelow is the newest version of line applied before v.
+func appliedBelow(rep *Report, line string, v int64) int64 {
+	var below int64
+	for _, l := range rep.Lines {
+		for _, e := range l.Entries {
+			if l.Line == line && (e.State == StateApplied || e.State == StateUnknown) && e.Version < v {
+				below = max(below, e.Version)
+			}
+		}
+	}
+	return below
 }
 
 // downSteps picks the applied migrations to revert, newest first, and

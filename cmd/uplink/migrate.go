@@ -112,10 +112,8 @@ func runMigrate(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	switch c.sub {
-	case "up":
-		return c.up(ctx, m)
-	case "down":
-		return c.down(ctx, m)
+	case "up", "down":
+		return c.move(ctx, m)
 	case "status":
 		return c.status(ctx, m)
 	case "plan":
@@ -213,37 +211,29 @@ func (c *migrateCmd) validate() int {
 	return exitOK
 }
 
-func (c *migrateCmd) up(ctx context.Context, m *migrate.Migrator) int {
+// move runs up or down, to --to when given.
+func (c *migrateCmd) move(ctx context.Context, m *migrate.Migrator) int {
 	var res *migrate.Result
 	var err error
-	if c.to >= 0 {
+	switch {
+	case c.sub == "up" && c.to >= 0:
 		res, err = m.UpTo(ctx, c.line, c.to)
-	} else {
+	case c.sub == "up":
 		res, err = m.Up(ctx)
-	}
-	c.printRun(res)
-	if err != nil {
-		return c.fail(err)
-	}
-	if res != nil && len(res.Applied) == 0 {
-		fmt.Fprintln(c.env.Stdout, "nothing to apply: up to date")
-	}
-	return exitOK
-}
-
-func (c *migrateCmd) down(ctx context.Context, m *migrate.Migrator) int {
-	var res *migrate.Result
-	var err error
-	if c.to >= 0 {
+	case c.to >= 0:
 		res, err = m.DownTo(ctx, c.line, c.to)
-	} else {
+	default:
 		res, err = m.Down(ctx, c.line)
 	}
 	c.printRun(res)
 	if err != nil {
 		return c.fail(err)
 	}
-	if res != nil && len(res.Applied) == 0 {
+	switch {
+	case len(res.Applied) > 0:
+	case c.sub == "up":
+		fmt.Fprintln(c.env.Stdout, "nothing to apply: up to date")
+	default:
 		fmt.Fprintln(c.env.Stdout, "nothing to revert")
 	}
 	return exitOK

@@ -1,0 +1,36 @@
+// Package testcorpus finds the external acceptance corpus that tests of
+// the migrator, its splitter and its file parser read: the directory
+// ../shared/corpus beside the module root (see its README).
+package testcorpus
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Dir returns <module root>/../shared/corpus/<sub>. A missing corpus fails
+// the test rather than skipping it: the corpus is part of the acceptance
+// suite, and a test that cannot find it has not passed.
+func Dir(t testing.TB, sub string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+	corpus := filepath.Join(dir, "..", "shared", "corpus", sub)
+	if _, err := os.Stat(corpus); err != nil {
+		t.Fatalf("acceptance corpus missing: %v", err)
+	}
+	return corpus
+}

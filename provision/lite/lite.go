@@ -46,6 +46,7 @@ type Lite struct {
 	serverLog  *serverLog
 	run        runParams   // what every (re)start of the server needs
 	pm         *postmaster // the current server, replaced by restarts
+	lastTail   []string    // the server log's end when it was closed
 	superStop  context.CancelFunc
 	superDone  chan struct{}
 }
@@ -129,8 +130,16 @@ func (l *Lite) Provision(ctx context.Context) (provision.DSN, error) {
 	l.mu.Unlock()
 
 	dsn, err := l.provision(ctx)
+	stopped := errors.Is(context.Cause(ctx), errStopped)
 	cancel(nil)
 
+	// Status first: Stop waits for done, and its caller may look next.
+	switch {
+	case stopped:
+		l.tr.set(StepStopped, status.Warn, "stopped before PostgreSQL was ready")
+	case err != nil:
+		l.tr.fail(err, status.HintOf(err), l.tail())
+	}
 	l.mu.Lock()
 	l.provCancel = nil
 	close(done)
@@ -139,9 +148,6 @@ func (l *Lite) Provision(ctx context.Context) (provision.DSN, error) {
 		l.tr.setServing(true)
 	}
 	l.mu.Unlock()
-	if err != nil {
-		l.tr.fail(err, status.HintOf(err), l.tail())
-	}
 	return dsn, err
 }
 
@@ -635,10 +641,10 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // tail is the end of the server log, for /status.
 func (l *Lite) tail() []string {
 	l.mu.Lock()
-	srvLog := l.serverLog
+	srvLog, last := l.serverLog, l.lastTail
 	l.mu.Unlock()
 	if srvLog == nil {
-		return nil
+		return last
 	}
 	return srvLog.Tail(15)
 }
@@ -699,6 +705,10 @@ func (l *Lite) shutdown(ctx context.Context) error {
 	}
 	if srvLog != nil {
 		srvLog.Close()
+		last := srvLog.Tail(15) // for Status after a failed Provision
+		l.mu.Lock()
+		l.lastTail = last
+		l.mu.Unlock()
 	}
 	lock.release()
 	return err

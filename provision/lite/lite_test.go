@@ -275,11 +275,17 @@ func TestGivesUpAfterRepeatedFailures(t *testing.T) {
 	if err := l.Stop(context.Background()); err != nil {
 		t.Errorf("Stop after giving up: %v", err)
 	}
-	lock, err := lockDir(LayoutOf(dir).Lock)
-	if err != nil {
-		t.Fatalf("lock not released by Stop: %v", err)
+
+	// The next Uplink fails the same way, and says why.
+	next := newLite(t, dir, nil)
+	if _, err := next.Provision(context.Background()); err == nil || !strings.Contains(err.Error(), "shared_buffers") {
+		t.Errorf("Provision on a broken configuration: %v; want the server's complaint", err)
 	}
-	lock.release()
+	st = next.Status()
+	tail, _ = st.Data["log_tail"].([]string)
+	if st.Status != status.Fail || !strings.Contains(strings.Join(tail, "\n"), "shared_buffers") {
+		t.Errorf("Status after a failed Provision = %+v; want fail with the log tail", st)
+	}
 }
 
 // TestSecondUplinkRefusedAndKilledUplink: another Uplink process holds
@@ -540,6 +546,9 @@ func TestStopInterruptsProvision(t *testing.T) {
 	}
 	if err := <-errc; err == nil {
 		t.Fatal("Provision succeeded although Stop interrupted it")
+	}
+	if st := l.Status(); st.Data["step"] != StepStopped || st.Status == status.Fail {
+		t.Errorf("Status after an interrupted Provision = %+v; want stopped, not failed", st)
 	}
 	lock, err := lockDir(LayoutOf(dir).Lock)
 	if err != nil {

@@ -575,3 +575,35 @@ func TestServerUserCannotReach(t *testing.T) {
 		t.Fatalf("Provision: %v; want an ActionError about the path", err)
 	}
 }
+
+// TestWrongPasswordFile: a pg/password that is not the cluster's is an
+// ActionError at once, not a wait for a server that will never let us in,
+// and the file is not "repaired" behind the operator's back.
+func TestWrongPasswordFile(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	first := newLite(t, dir, nil)
+	provisionOK(t, first)
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pwPath := LayoutOf(dir).Password
+	if err := os.WriteFile(pwPath, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := newLite(t, dir, nil)
+	began := time.Now()
+	_, err := l.Provision(context.Background())
+	if !status.IsAction(err) || !strings.Contains(err.Error(), "refused the password") {
+		t.Fatalf("Provision: %v; want an ActionError about the password", err)
+	}
+	if d := time.Since(began); d > 20*time.Second {
+		t.Errorf("took %v: it waited for the start timeout", d)
+	}
+	if raw, _ := json.Marshal(l.Status()); strings.Contains(string(raw)+err.Error()+l.logs.String(), "not-the-password") {
+		t.Error("the password shows in Status, the error or the log")
+	}
+	if raw, _ := os.ReadFile(pwPath); string(raw) != "not-the-password\n" {
+		t.Errorf("password file changed to %q", raw)
+	}
+}

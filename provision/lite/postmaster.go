@@ -13,6 +13,7 @@ import (
 
 	"github.com/uplinkhq/uplink/internal/pgbin"
 	"github.com/uplinkhq/uplink/internal/runas"
+	"github.com/uplinkhq/uplink/status"
 )
 
 // postmaster is one run of `postgres -D`, Uplink's child.
@@ -153,8 +154,11 @@ func (pm *postmaster) waitReady(ctx context.Context, startTimeout time.Duration,
 			ready = nil // from now on, the ticker paces retries
 		case <-tick.C:
 		}
-		if lastErr = ping(ctx); lastErr == nil {
+		switch lastErr = ping(ctx); {
+		case lastErr == nil:
 			return nil
+		case status.IsAction(lastErr): // a wrong password: waiting will not help
+			return lastErr
 		}
 		if !pm.isRecovering() && time.Since(started) > startTimeout {
 			return fmt.Errorf("postgres did not accept connections within %s: %w", startTimeout, lastErr)

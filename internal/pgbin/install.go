@@ -63,7 +63,7 @@ func PlanFor(osr OSRelease, dropInDir string) (p Plan, ok bool) {
 			DropIn:        filepath.Join(dropInDir, "uplink.conf"),
 			DropInContent: "# Written by Uplink: it runs its own cluster, so the package needs no default one.\ncreate_main_cluster = false\n",
 			Known:         []string{"apt-cache", "show", "postgresql"},
-			Update:        []string{"apt-get", "update"},
+			Update:        []string{"apt-get", "-o", "DPkg::Lock::Timeout=300", "update"},
 			// The lock timeout matters on fresh cloud machines, where
 			// unattended-upgrades holds the dpkg lock for the first minutes.
 			Install: []string{"apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300", "postgresql"},

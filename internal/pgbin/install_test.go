@@ -130,9 +130,9 @@ func TestInstallerDebian(t *testing.T) {
 		err  string
 	}{
 		{"index knows the package", nil, []string{"apt-cache show postgresql", install}, ""},
-		{"fresh container: update first", map[string]int{"apt-cache": 1}, []string{"apt-cache show postgresql", "apt-get update", install}, ""},
-		{"stale index: update after a failed install", map[string]int{"apt-get install": 1}, []string{"apt-cache show postgresql", install, "apt-get update", install}, ""},
-		{"broken: one update only", map[string]int{"apt-get install": 2}, []string{"apt-cache show postgresql", install, "apt-get update", install}, "Unable to locate package"},
+		{"fresh container: update first", map[string]int{"apt-cache": 1}, []string{"apt-cache show postgresql", "apt-get -o DPkg::Lock::Timeout=300 update", install}, ""},
+		{"stale index: update after a failed install", map[string]int{"apt-get install": 1}, []string{"apt-cache show postgresql", install, "apt-get -o DPkg::Lock::Timeout=300 update", install}, ""},
+		{"broken: one update only", map[string]int{"apt-get install": 2}, []string{"apt-cache show postgresql", install, "apt-get -o DPkg::Lock::Timeout=300 update", install}, "Unable to locate package"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -260,6 +260,7 @@ func TestEnsureInstallsOnlyWhenNothingFound(t *testing.T) {
 // at its candidate version, apt-get only confirms it. It proves the
 // commands are right for the real apt-get, not just for the fake.
 func TestInstallerRealAptNoop(t *testing.T) {
+	t.Parallel() // seconds of apt reading its lists: overlap the rest
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}

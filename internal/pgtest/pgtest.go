@@ -61,6 +61,12 @@ var (
 
 func findBinaries() (pgbin.Binaries, error) {
 	findOnce.Do(func() {
+		// go test ./... runs test binaries side by side; on a fresh
+		// machine one installs while the others wait, then find it.
+		if lock, err := os.OpenFile(filepath.Join(os.TempDir(), "uplink-pgtest-install.lock"), os.O_CREATE|os.O_RDWR, 0o666); err == nil {
+			syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
+			defer lock.Close()
+		}
 		in := &pgbin.Installer{
 			Never:  strings.EqualFold(os.Getenv("UPLINK_PG_INSTALL"), "never"),
 			Output: os.Stderr,

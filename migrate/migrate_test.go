@@ -201,6 +201,9 @@ func TestChecksumDriftAndAccept(t *testing.T) {
 	if _, err := m.Plan(ctx); !errors.As(err, &de) {
 		t.Errorf("Plan does not report the drift: %v", err)
 	}
+	if c := m.Check(); c.Status != status.Fail || c.Detail != "refused: app migration 1 changed after it was applied" {
+		t.Errorf("Check after refusal = %+v", c)
+	}
 	if err := m.Accept(ctx, "app", 1); err != nil {
 		t.Fatal(err)
 	}

@@ -385,9 +385,18 @@ func lineCurrent(rep *Report, line string) int64 {
 
 // failDetail is the one-line /status detail for a failed run.
 func failDetail(err error) string {
-	var me *MigrationError
-	if errors.As(err, &me) {
+	var (
+		me    *MigrationError
+		drift *DriftError
+		ooo   *OutOfOrderError
+	)
+	switch {
+	case errors.As(err, &me):
 		return fmt.Sprintf("failed: %s %04d_%s", me.Line, me.Version, me.Name)
+	case errors.As(err, &drift):
+		return fmt.Sprintf("refused: %s migration %d changed after it was applied", drift.Line, drift.Version)
+	case errors.As(err, &ooo):
+		return fmt.Sprintf("refused: %s has pending migrations older than version %d", ooo.Line, ooo.Newest)
 	}
 	return "failed"
 }

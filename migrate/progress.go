@@ -110,6 +110,9 @@ func (p *progress) finish(err error, detail string) {
 // ("waiting for lock held by pid 4242 (app uplink, 12s)", "applying app
 // 0007_add_users (3/9)"), each line's current and target version, and the
 // last failure with its hint. A failure stays until a later run succeeds.
+// Data holds "state" (checking, waiting, locked, applying, reverting,
+// done or failed), "lines" (each line's current and target version),
+// "lock_holder" while waiting, and "step"/"steps" while applying.
 func (m *Migrator) Check() status.Check {
 	p := &m.prog
 	p.mu.Lock()

@@ -224,6 +224,20 @@ func queryInt(t *testing.T, dsn provision.DSN, sql string) (n int) {
 	return n
 }
 
+// initialized returns a data directory with a cluster, made by a cold
+// Provision and cleanly stopped, and the port it ran on.
+func initialized(t *testing.T) (dir string, port int) {
+	t.Helper()
+	dir = dataDir(t)
+	l := newLite(t, dir, nil)
+	provisionOK(t, l)
+	port = l.run.port
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return dir, port
+}
+
 // comesBack starts a new Uplink on dir after a crash of some kind, and
 // checks the table written before is still there.
 func comesBack(t *testing.T, dir, table string) testLite {

@@ -362,19 +362,14 @@ func TestOrphanStopped(t *testing.T) {
 // process alone and starts.
 func TestReusedPIDLeftAlone(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
-	first := newLite(t, dir, nil)
-	provisionOK(t, first)
-	if err := first.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	dir, port := initialized(t)
 	sleeper := pgtest.User(t).Command(context.Background(), "sleep", "300")
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
 	lay := LayoutOf(dir)
-	pidFile := fmt.Sprintf("%d\n%s\n%d\n%d\n%s\n127.0.0.1\n  0 0\nready   \n", sleeper.Process.Pid, lay.Data, time.Now().Unix(), first.run.port, lay.Run)
+	pidFile := fmt.Sprintf("%d\n%s\n%d\n%d\n%s\n127.0.0.1\n  0 0\nready   \n", sleeper.Process.Pid, lay.Data, time.Now().Unix(), port, lay.Run)
 	if err := os.WriteFile(filepath.Join(lay.Data, "postmaster.pid"), []byte(pidFile), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -394,13 +389,7 @@ func TestReusedPIDLeftAlone(t *testing.T) {
 // the next start picks a new one, records it, and says so.
 func TestPortTakenMovesServer(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
-	first := newLite(t, dir, nil)
-	provisionOK(t, first)
-	oldPort := first.run.port
-	if err := first.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	dir, oldPort := initialized(t)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(oldPort)))
 	if err != nil {
 		t.Fatal(err)
@@ -581,12 +570,7 @@ func TestServerUserCannotReach(t *testing.T) {
 // and the file is not "repaired" behind the operator's back.
 func TestWrongPasswordFile(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
-	first := newLite(t, dir, nil)
-	provisionOK(t, first)
-	if err := first.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := initialized(t)
 	pwPath := LayoutOf(dir).Password
 	if err := os.WriteFile(pwPath, []byte("not-the-password\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -72,7 +72,7 @@ func (s *Service) countOnce(parent context.Context, pool *pgxpool.Pool) {
 		s.depth.Err, s.depth.ErrAt = provision.Redact(err.Error()), now
 		return
 	}
-	for q := range s.cfg.Queues {
+	for q := range s.queues {
 		if counts[q] == nil {
 			counts[q] = map[string]int64{}
 		}

@@ -55,6 +55,7 @@ type Service struct {
 	client     *river.Client[pgx.Tx]
 	clientPool *pgxpool.Pool
 	working    bool
+	queues     map[string]river.QueueConfig // worked here: Config.Queues or the default
 	run        *run
 	depth      Depth
 }
@@ -200,7 +201,7 @@ func (s *Service) clientFor(pool *pgxpool.Pool) (*river.Client[pgx.Tx], bool, er
 		return nil, false, &status.ActionError{Problem: "the job queue is misconfigured", Err: err,
 			Hint: "fix Config.Jobs or the workers registered with boot.AddWorker"}
 	}
-	s.client, s.clientPool, s.working = client, pool, working
+	s.client, s.clientPool, s.working, s.queues = client, pool, working, rc.Queues
 	return client, working, nil
 }
 

@@ -31,7 +31,7 @@ func (a *App) Add(services ...supervise.Service) {
 // with back-off when they fail, a database outage not counted as a crash.
 func (a *App) startServices(ctx context.Context) error {
 	a.mu.Lock()
-	services := append([]supervise.Service{&poolService{app: a}}, a.services...)
+	services := append([]supervise.Service{&poolService{app: a}, a.jobs}, a.services...)
 	a.mu.Unlock()
 	sup, err := supervise.New(supervise.Config{
 		MinBackoff: a.cfg.RetryMin, MaxBackoff: a.cfg.RetryMax,

@@ -59,8 +59,8 @@ func TestServicesStartAfterThePoolAndStopBeforeIt(t *testing.T) {
 
 	snap := app.Status()
 	svc := snap.Checks["services"]
-	if svc.Status != status.Pass || len(svc.Data) != 3 {
-		t.Errorf("services check = %+v; want pass with pool, a and b", svc)
+	if svc.Status != status.Pass || len(svc.Data) != 4 || svc.Data["jobs"] == nil {
+		t.Errorf("services check = %+v; want pass with pool, jobs, a and b", svc)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -128,9 +128,6 @@ func New(m *migrate.Migrator, read *pgx.ConnConfig, cfg Config, tasks ...Task) (
 	return r, nil
 }
 
-// Tasks returns the runner's tasks, defaults applied.
-func (r *Runner) Tasks() []Task { return append([]Task(nil), r.tasks...) }
-
 // Log attribute keys.
 const (
 	logTask     = "task"

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/uplinkhq/uplink/health"
+	"github.com/uplinkhq/uplink/jobs"
+	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/provision"
 	"github.com/uplinkhq/uplink/status"
 	"github.com/uplinkhq/uplink/supervise"
@@ -57,11 +59,16 @@ type App struct {
 	mode        provision.Mode
 	prov        provision.Provisioner
 	checks      map[string]status.Check // checks boot owns itself
+	retries     map[string]status.Check // steps waiting to retry, by check name
 	dbDown      *status.Check           // set by the watch while the database is lost
 	dsn         provision.DSN
 	pool        *pgxpool.Pool
 	services    []supervise.Service
 	sup         *supervise.Supervisor
+	mig         *migrate.Migrator
+	jobs        *jobs.Service // the job queue: made by New, started after the pool
+
+	tk taskState // startup tasks and hooks (tasks.go), under its own lock
 }
 
 // New checks cfg and returns an App that has not started anything yet.
@@ -80,8 +87,12 @@ func New(cfg Config) (*App, error) {
 		phase:      status.PhaseProvisioning,
 		phaseSince: now,
 		checks:     map[string]status.Check{},
+		retries:    map[string]status.Check{},
 	}
 	a.transitions = []status.Transition{{Phase: a.phase, At: now, Reason: "process started"}}
+	if err := a.initJobs(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -188,12 +199,13 @@ loop:
 }
 
 // stop is the stopping phase: readiness off first (the phase change does
-// it), then HTTP drained, the walk ended, services in reverse, the pool,
-// and the database last.
+// it), then pre-stop hooks, HTTP drained, the walk ended, services in
+// reverse, the pool, and the database last.
 func (a *App) stop(ctx context.Context, srv *http.Server, cancelBoot context.CancelFunc, bootDone <-chan struct{}) error {
 	a.setPhase(status.PhaseStopping, "shutting down", "")
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
+	a.preStop(stopCtx) // first, within the budget: the service may still need what follows
 	var errs []error
 	if err := srv.Shutdown(stopCtx); err != nil {
 		errs = append(errs, fmt.Errorf("drain HTTP: %w", err))
@@ -205,6 +217,7 @@ func (a *App) stop(ctx context.Context, srv *http.Server, cancelBoot context.Can
 	case <-stopCtx.Done():
 		errs = append(errs, errors.New("boot sequence did not end in time"))
 	}
+	a.recordInstance(stopCtx, false)
 	if err := a.stopServices(stopCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stop services: %w", err))
 	}
@@ -227,6 +240,7 @@ func (a *App) stop(ctx context.Context, srv *http.Server, cancelBoot context.Can
 
 func (a *App) handler() http.Handler {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.collectors()...)
 	h := health.Handler(a, reg)
 	mux := http.NewServeMux()
 	for _, p := range health.Paths {

@@ -371,7 +371,7 @@ func TestNoPasswordInStatusOrLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Exec(context.Background(), "CREATE ROLE grepme LOGIN PASSWORD '"+pw+"'"); err != nil {
+	if _, err := conn.Exec(context.Background(), "CREATE ROLE grepme LOGIN SUPERUSER PASSWORD '"+pw+"'"); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(context.Background())

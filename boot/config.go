@@ -6,7 +6,11 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/uplinkhq/uplink/backup"
+	"github.com/uplinkhq/uplink/jobs"
+	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/provision"
+	"github.com/uplinkhq/uplink/starttask"
 )
 
 // Config tunes an App. The zero value is a working lite-mode service on
@@ -48,6 +52,48 @@ type Config struct {
 	Version string
 	// Logger receives structured logs. Default: discard.
 	Logger *slog.Logger
+
+	// Migrations are the app's migration lines, applied in order after
+	// Uplink's own line "uplink" and River's line "river", under one
+	// cluster-wide lock, exactly once however many replicas boot together.
+	// Default none.
+	Migrations []migrate.Line
+	// MigrationsDir, when set (--migrations), is a directory of migration
+	// files (plain, up/down pairs, goose or dbmate; see package migrate)
+	// applied as the line "app", after Migrations. It is read when the
+	// migrating phase begins; a mistake in it is phase error.
+	MigrationsDir string
+	// AllowOutOfOrder lets a pending migration older than the newest
+	// applied one of its line run, instead of stopping boot in phase error.
+	// Default false.
+	AllowOutOfOrder bool
+
+	// Tasks are startup tasks given in Go (see package starttask), run in
+	// order in the tasks phase, once per cluster under the migrations'
+	// lock, before TasksDir's. Default none.
+	Tasks []starttask.Task
+	// TasksDir, when set (--tasks), is a directory of startup tasks: .sql
+	// files and executables, each configured by a header comment (see
+	// package starttask). It is read when the migrating phase begins; a
+	// mistake in it is phase error.
+	TasksDir string
+	// PostStart hooks run once, in order, after the first ready; PreStop
+	// hooks run first when stopping, within ShutdownTimeout. A failing hook
+	// shows in /status and stops nothing. Default none.
+	PostStart, PreStop []starttask.Hook
+	// HooksDir, when set (--hooks), adds the executables of its post-start/
+	// and pre-stop/ subdirectories after PostStart and PreStop.
+	HooksDir string
+
+	// Jobs tunes the job queue (River): queues, soft-stop timeout, River's
+	// own options. Register workers with AddWorker. River's schema is
+	// migrated as the line "river" after Uplink's own. Defaults: see
+	// jobs.Config.
+	Jobs jobs.Config
+	// Backups tunes lite mode's periodic pg_dump into <DataDir>/pg/backups.
+	// Default daily, keeping 7; Interval < 0 turns it off. Pro mode never
+	// backs up: its server is someone else's to back up.
+	Backups backup.Config
 
 	// Provisioner, when set, is used instead of the one Mode selects (an
 	// app with its own way to get a database, or a test).
@@ -106,6 +152,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout < 0 || c.WatchInterval < 0 || c.PingTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin {
 		return c, errors.New("boot: negative durations, or RetryMax below RetryMin")
+	}
+	if err := starttask.Validate(c.Tasks...); err != nil {
+		return c, err
 	}
 	return c, nil
 }

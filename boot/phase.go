@@ -76,6 +76,19 @@ func (a *App) setCheck(name string, c status.Check) {
 	a.checks[name] = c
 }
 
+// setRetry records that a step is waiting to retry (nil: it no longer is).
+// Status lays it over the step's own check, which knows what failed but
+// not when boot tries again.
+func (a *App) setRetry(name string, c *status.Check) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c == nil {
+		delete(a.retries, name)
+		return
+	}
+	a.retries[name] = *c
+}
+
 // Status returns a snapshot for /status. It calls components' Status
 // methods, which must not block on I/O.
 func (a *App) Status() status.Snapshot {
@@ -91,10 +104,27 @@ func (a *App) Status() status.Snapshot {
 		Checks:      maps.Clone(a.checks),
 		Transitions: append([]status.Transition(nil), a.transitions...),
 	}
-	prov, down, sup := a.prov, a.dbDown, a.sup
+	prov, down, sup, retries := a.prov, a.dbDown, a.sup, maps.Clone(a.retries)
 	a.mu.Unlock()
 	if sup != nil {
 		s.Checks["services"] = servicesCheck(sup)
+		a.serviceChecks(s.Checks)
+	}
+	if c, ok := a.migrationsCheck(); ok {
+		s.Checks["migrations"] = c
+	}
+	a.addTaskChecks(s.Checks)
+	for name, r := range retries {
+		c, ok := s.Checks[name]
+		if !ok {
+			c = r
+		}
+		c.Status = status.Worse(c.Status, r.Status)
+		c.Attempts, c.NextRetry = r.Attempts, r.NextRetry
+		if c.LastError == "" {
+			c.LastError, c.LastErrorAt = r.LastError, r.LastErrorAt
+		}
+		s.Checks[name] = c
 	}
 
 	if prov != nil {

@@ -38,6 +38,7 @@ func (a *App) walk(ctx context.Context, prov provision.Provisioner, err error) {
 		check string
 		run   func(context.Context) error
 	}{
+		{status.PhaseMigrating, "migrations", a.checkFresh}, // before migrating: fresh tasks need to know
 		{status.PhaseMigrating, "migrations", a.migrate},
 		{status.PhaseTasks, "tasks", a.runTasks},
 		{status.PhaseStarting, "services", a.startServices},
@@ -49,7 +50,10 @@ func (a *App) walk(ctx context.Context, prov provision.Provisioner, err error) {
 		}
 	}
 	a.setPhase(status.PhaseReady, "", "")
+	a.recordInstance(ctx, true)
+	waitHooks := a.postStart(ctx)
 	a.watch(ctx, prov.Failed())
+	waitHooks()
 }
 
 // provisioner builds the provisioner the configuration asks for.
@@ -80,6 +84,7 @@ func (a *App) provisioner() (provision.Provisioner, error) {
 // retried with capped, jittered back-off, shown in the step's check.
 func (a *App) retry(ctx context.Context, check string, run func(context.Context) error) bool {
 	b := a.backoff()
+	defer a.setRetry(check, nil)
 	for attempt := 1; ; attempt++ {
 		err := run(ctx)
 		if err == nil {
@@ -94,7 +99,7 @@ func (a *App) retry(ctx context.Context, check string, run func(context.Context)
 		}
 		wait := b.NextBackOff()
 		msg := provision.Redact(err.Error())
-		a.setCheck(check, status.Check{
+		a.setRetry(check, &status.Check{
 			Status: status.Warn, Detail: "retrying after a failure that may fix itself",
 			LastError: msg, LastErrorAt: time.Now(), Attempts: attempt, NextRetry: time.Now().Add(wait),
 		})
@@ -118,20 +123,6 @@ func (a *App) backoff() *backoff.ExponentialBackOff {
 // restarts the process. It never exits the process (no crash loop).
 func (a *App) fail(err error) {
 	a.setPhase(status.PhaseError, err.Error(), status.HintOf(err))
-}
-
-// migrate will run the schema migrations under the cluster lock; until
-// the migrator is wired in there is nothing to apply.
-func (a *App) migrate(ctx context.Context) error {
-	a.setCheck("migrations", status.Check{Status: status.Pass, Detail: "no migrations configured"})
-	return nil
-}
-
-// runTasks will run the startup tasks; until they are wired in there are
-// none.
-func (a *App) runTasks(ctx context.Context) error {
-	a.setCheck("tasks", status.Check{Status: status.Pass, Detail: "no startup tasks configured"})
-	return nil
 }
 
 // ping checks the pool once, and once more at once if that failed: the

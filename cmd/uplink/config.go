@@ -25,7 +25,11 @@ var envFlags = []envFlag{
 	{"pg-bindir", "UPLINK_PG_BINDIR"},
 	{"pg-install", "UPLINK_PG_INSTALL"},
 	{"http", "UPLINK_HTTP_ADDR"},
+	{"migrations", "UPLINK_MIGRATIONS_DIR"},
 	{"env", "UPLINK_ENV"},
+	{"tasks", "UPLINK_TASKS_DIR"},
+	{"post-start", "UPLINK_POST_START"},
+	{"hooks", "UPLINK_HOOKS_DIR"},
 	{"log-format", "UPLINK_LOG_FORMAT"},
 	{"log-level", "UPLINK_LOG_LEVEL"},
 }

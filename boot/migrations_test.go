@@ -1,0 +1,169 @@
+package boot_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/uplinkhq/uplink/boot"
+	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/status"
+)
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func queryInt(t *testing.T, url, sql string, args ...any) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// tableReader is a service that needs the migrated schema when it starts.
+type tableReader struct {
+	app  *boot.App
+	rows int
+}
+
+func (r *tableReader) Name() string { return "reader" }
+func (r *tableReader) Start(ctx context.Context) error {
+	return r.app.Pool().QueryRow(ctx, "SELECT count(*) FROM widgets").Scan(&r.rows)
+}
+func (r *tableReader) Stop(context.Context) error { return nil }
+
+func TestMigrationsApplyBeforeServices(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"0001_widgets.sql":   "CREATE TABLE widgets (id int PRIMARY KEY, name text);",
+		"0002_seed.up.sql":   "INSERT INTO widgets VALUES (1, 'one'), (2, 'two');",
+		"0002_seed.down.sql": "DELETE FROM widgets;",
+		"0003_index.sql":     "-- +goose Up\n-- +goose NO TRANSACTION\nCREATE INDEX CONCURRENTLY widgets_name ON widgets (name);\n",
+	})
+	g := newGate(url, &events{})
+	close(g.open)
+	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0", MigrationsDir: dir, Version: "test-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := &tableReader{app: app}
+	app.Add(reader)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	waitApp(t, app, status.PhaseReady, 20*time.Second)
+
+	if reader.rows != 2 {
+		t.Errorf("service saw %d widgets at start; want the 2 the migrations seeded", reader.rows)
+	}
+	m := app.Status().Checks["migrations"]
+	if m.Status != status.Pass {
+		t.Errorf("migrations check = %+v", m)
+	}
+	if n := queryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE version = 'test-1' AND ready_at IS NOT NULL AND stopped_at IS NULL"); n != 1 {
+		t.Errorf("uplink.instances has %d ready rows for this process; want 1", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := queryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE stopped_at IS NOT NULL"); n != 1 {
+		t.Errorf("stopping did not record stopped_at (%d rows)", n)
+	}
+
+	// A second boot finds nothing pending and takes no lock: the walk to
+	// ready changes no history.
+	before := queryInt(t, url, "SELECT count(*) FROM uplink.schema_history")
+	app2, _ := boot.New(boot.Config{Provisioner: newOpenGate(url), HTTPAddr: "127.0.0.1:0", MigrationsDir: dir})
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- app2.Run(ctx2) }()
+	waitApp(t, app2, status.PhaseReady, 20*time.Second)
+	cancel2()
+	<-done2
+	if after := queryInt(t, url, "SELECT count(*) FROM uplink.schema_history"); after != before {
+		t.Errorf("history rows %d → %d on a boot with nothing pending", before, after)
+	}
+}
+
+func newOpenGate(url string) *gate {
+	g := newGate(url, &events{})
+	close(g.open)
+	return g
+}
+
+func TestFailedMigrationIsErrorAndRetriedOnNextStart(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"0001_ok.sql":     "CREATE TABLE gadgets (id int);",
+		"0002_broken.sql": "CREATE TABLE more (id int);\nINSERT INTO gadgets VALUES (1);\nSELEC oops;",
+	})
+	run := func() (*boot.App, func()) {
+		app, err := boot.New(boot.Config{Provisioner: newOpenGate(url), HTTPAddr: "127.0.0.1:0", MigrationsDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- app.Run(ctx) }()
+		return app, func() { cancel(); <-done }
+	}
+	app, stop := run()
+	waitApp(t, app, status.PhaseError, 20*time.Second)
+	snap := app.Status()
+	t.Logf("reason: %s\nhint: %s", snap.Reason, snap.Hint)
+	for _, want := range []string{"0002_broken.sql", "42601"} {
+		if !strings.Contains(snap.Reason+snap.Checks["migrations"].LastError, want) {
+			t.Errorf("error does not name %s: reason %q, check %+v", want, snap.Reason, snap.Checks["migrations"])
+		}
+	}
+	if snap.Hint == "" {
+		t.Error("no hint for a failed migration")
+	}
+	stop()
+	if n := queryInt(t, url, "SELECT count(*) FROM pg_tables WHERE tablename = 'more'"); n != 0 {
+		t.Error("the failed migration left part of its work behind")
+	}
+
+	writeFiles(t, dir, map[string]string{"0002_broken.sql": "CREATE TABLE more (id int);\nINSERT INTO gadgets VALUES (1);"})
+	app, stop = run()
+	defer stop()
+	waitApp(t, app, status.PhaseReady, 20*time.Second)
+	if n := queryInt(t, url, "SELECT count(*) FROM gadgets"); n != 1 {
+		t.Errorf("gadgets has %d rows after the fixed migration; want 1", n)
+	}
+}
+
+func TestMissingMigrationsDirIsError(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	app, _ := boot.New(boot.Config{Provisioner: newOpenGate(url), HTTPAddr: "127.0.0.1:0", MigrationsDir: "/nonexistent/migrations"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitApp(t, app, status.PhaseError, 10*time.Second)
+	if s := app.Status(); !strings.Contains(s.Reason, "/nonexistent/migrations") || !strings.Contains(s.Hint, "--migrations") {
+		t.Errorf("reason %q hint %q", s.Reason, s.Hint)
+	}
+}

@@ -45,7 +45,7 @@ func (c ConnInfo) URL() provision.DSN {
 // SocketDSN is the key=value DSN over the unix socket, the one Provision
 // returns.
 func (c ConnInfo) SocketDSN() provision.DSN {
-	return kvDSN(c.SocketDir, c.Port, c.User, c.password, c.Database)
+	return socketDSN(c.SocketDir, c.Port, c.User, c.password, c.Database)
 }
 
 // Env is the libpq environment for psql and pg_dump over the unix socket.

@@ -308,7 +308,7 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 		}
 		l.supervise(superCtx, pm, superDone)
 	}()
-	return kvDSN(l.lay.Run, sp.rp.port, l.cfg.User, sp.rp.password, l.cfg.Database), nil
+	return socketDSN(l.lay.Run, sp.rp.port, l.cfg.User, sp.rp.password, l.cfg.Database), nil
 }
 
 // binaries finds the server programs, for the cluster's major if there is
@@ -625,7 +625,7 @@ func (l *Lite) superDSN() provision.DSN {
 	l.mu.Lock()
 	rp := l.run
 	l.mu.Unlock()
-	return kvDSN(l.lay.Run, rp.port, superuser, rp.password, maintenanceDB)
+	return socketDSN(l.lay.Run, rp.port, superuser, rp.password, maintenanceDB)
 }
 
 // restorePostgresDB runs on the supervisor's goroutine, after Provision

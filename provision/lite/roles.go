@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -24,26 +25,17 @@ import (
 // check readiness and to create the application role and database.
 const superuser = "postgres"
 
-// kvDSN builds a key=value connection string over the unix socket in
-// runDir. Values are quoted when they need it (a data directory with a
-// space in its path).
-func kvDSN(runDir string, port int, user, password, dbname string) provision.DSN {
-	parts := []string{
-		"host=" + kvQuote(runDir),
-		"port=" + strconv.Itoa(port),
-		"user=" + kvQuote(user),
-		"password=" + kvQuote(password),
-		"dbname=" + kvQuote(dbname),
-		"sslmode=disable",
-	}
-	return provision.DSN(strings.Join(parts, " "))
-}
-
-func kvQuote(v string) string {
-	if v != "" && !strings.ContainsAny(v, " '\\\t\n") {
-		return v
-	}
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+// socketDSN builds a connection URL over the unix socket in runDir (the
+// socket directory goes in the host parameter, which libpq and pgx both
+// read). A URL rather than key=value, because it becomes DATABASE_URL for
+// startup tasks and hooks, and scripts parse URLs.
+func socketDSN(runDir string, port int, user, password, dbname string) provision.DSN {
+	// %20, not url.Values' "+", for spaces: libpq and pgx decode query
+	// values as URI components, where "+" is a plus.
+	host := strings.ReplaceAll(url.QueryEscape(runDir), "+", "%20")
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(user, password), Path: "/" + dbname,
+		RawQuery: "host=" + host + "&port=" + strconv.Itoa(port) + "&sslmode=disable"}
+	return provision.DSN(u.String())
 }
 
 // connect opens one connection; auth failures come back as

@@ -65,7 +65,7 @@ func floor(t *testing.T) (cold, warm time.Duration) {
 	os.WriteFile(pwfile, []byte(pw), 0o600)
 	user.Chown(pwfile)
 	port := pgtest.FreePort(t)
-	dsn := kvDSN(lay.Run, port, superuser, pw, "postgres")
+	dsn := socketDSN(lay.Run, port, superuser, pw, "postgres")
 
 	run := func() time.Duration {
 		began := time.Now()

@@ -61,8 +61,8 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func TestKVDSNQuoting(t *testing.T) {
-	dsn := kvDSN("/var/lib/up link/pg/run", 5432, "it's", `pa\ss`, "db")
+func TestSocketDSNRoundTrip(t *testing.T) {
+	dsn := socketDSN("/var/lib/up link/pg/run", 5432, "it's", `pa\ss`, "db")
 	cfg, err := pgx.ParseConfig(dsn.Secret())
 	if err != nil {
 		t.Fatal(err)

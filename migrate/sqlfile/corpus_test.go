@@ -7,33 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uplinkhq/uplink/migrate/internal/testcorpus"
 	"github.com/uplinkhq/uplink/migrate/sqlsplit"
 )
-
-// corpusDir returns <module root>/../shared/corpus/<sub>, the acceptance
-// corpus kept beside the repository. A missing corpus fails the test.
-func corpusDir(t testing.TB, sub string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	corpus := filepath.Join(dir, "..", "shared", "corpus", sub)
-	if _, err := os.Stat(corpus); err != nil {
-		t.Fatalf("acceptance corpus missing: %v", err)
-	}
-	return corpus
-}
 
 func parseFile(t *testing.T, path string) (*File, error) {
 	t.Helper()
@@ -55,7 +31,7 @@ func sqlOf(stmts []sqlsplit.Statement) []string {
 // TestGooseValidUp compares the Up statements of goose's own parser tests
 // with goose's goldens, trimmed of surrounding whitespace.
 func TestGooseValidUp(t *testing.T) {
-	dirs, err := filepath.Glob(filepath.Join(corpusDir(t, "goose-sqlparser/valid-up"), "test*"))
+	dirs, err := filepath.Glob(filepath.Join(testcorpus.Dir(t, "goose-sqlparser/valid-up"), "test*"))
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no valid-up cases: %v", err)
 	}
@@ -125,7 +101,7 @@ func compare(t *testing.T, got, want []string) {
 }
 
 func TestGooseValidTxn(t *testing.T) {
-	dir := corpusDir(t, "goose-sqlparser/valid-txn")
+	dir := testcorpus.Dir(t, "goose-sqlparser/valid-txn")
 	tests := []struct {
 		file     string
 		up, down int
@@ -155,7 +131,7 @@ func TestGooseValidTxn(t *testing.T) {
 }
 
 func TestGooseInvalid(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(corpusDir(t, "goose-sqlparser/invalid/up"), "*.sql"))
+	files, err := filepath.Glob(filepath.Join(testcorpus.Dir(t, "goose-sqlparser/invalid/up"), "*.sql"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no invalid cases: %v", err)
 	}
@@ -181,7 +157,7 @@ func TestGooseInvalid(t *testing.T) {
 
 // TestGoosePostgres parses goose's end-to-end PostgreSQL migrations.
 func TestGoosePostgres(t *testing.T) {
-	dir := corpusDir(t, "goose-postgres")
+	dir := testcorpus.Dir(t, "goose-postgres")
 	tests := []struct {
 		file     string
 		up, down int
@@ -215,7 +191,7 @@ func TestGoosePostgres(t *testing.T) {
 // TestRiverPlain parses River's migrations, plain files with one direction
 // each.
 func TestRiverPlain(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(corpusDir(t, "river-commit-required"), "*.sql"))
+	files, err := filepath.Glob(filepath.Join(testcorpus.Dir(t, "river-commit-required"), "*.sql"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no river files: %v", err)
 	}

@@ -3,13 +3,11 @@ package sqlfile
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/uplinkhq/uplink/migrate/internal/testcorpus"
 	"github.com/uplinkhq/uplink/migrate/sqlsplit"
 )
 
@@ -281,17 +279,8 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	root := corpusDir(f, "")
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".sql") {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		f.Add(string(b))
-		return err
-	})
-	if err != nil {
-		f.Fatal(err)
+	for _, s := range testcorpus.Files(f, ".sql") {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		file, err := Parse("f.sql", []byte(src))

@@ -1,29 +1,16 @@
 package sqlsplit
 
 import (
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/uplinkhq/uplink/migrate/internal/testcorpus"
 )
 
 // BenchmarkSplit splits every .sql file of the acceptance corpus, one by one,
 // as the migrator does with a directory of migrations.
 func BenchmarkSplit(b *testing.B) {
-	var files []string
-	root := corpusDir(b, "")
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".sql") {
-			return err
-		}
-		src, err := os.ReadFile(path)
-		files = append(files, string(src))
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	files := testcorpus.Files(b, ".sql")
 	size := 0
 	for _, f := range files {
 		size += len(f)

@@ -5,33 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// corpusDir returns <module root>/../shared/corpus/<sub>, the acceptance
-// corpus kept beside the repository. A missing corpus fails the test: it is
-// the point of the test, not an optional extra.
-func corpusDir(t testing.TB, sub string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	corpus := filepath.Join(dir, "..", "shared", "corpus", sub)
-	if _, err := os.Stat(corpus); err != nil {
-		t.Fatalf("acceptance corpus missing: %v", err)
-	}
-	return corpus
-}
+	"github.com/uplinkhq/uplink/migrate/internal/testcorpus"
+)
 
 // goldenStatements reads an Atlas golden file: statements separated by lines
 // "-- end --".
@@ -60,7 +36,7 @@ func goldenStatements(t *testing.T, path string) []string {
 }
 
 func TestAtlasCorpus(t *testing.T) {
-	dir := corpusDir(t, "atlas-lex")
+	dir := testcorpus.Dir(t, "atlas-lex")
 	inputs, err := filepath.Glob(filepath.Join(dir, "*.sql"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,10 @@ package sqlsplit
 
 import (
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/uplinkhq/uplink/migrate/internal/testcorpus"
 )
 
 // trickySeeds are inputs where a splitter is easy to get wrong.
@@ -50,17 +49,8 @@ func FuzzSplit(f *testing.F) {
 	for _, s := range trickySeeds {
 		f.Add(s)
 	}
-	root := corpusDir(f, "")
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.Contains(d.Name(), ".sql") {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		f.Add(string(b))
-		return err
-	})
-	if err != nil {
-		f.Fatal(err)
+	for _, s := range testcorpus.Files(f, ".sql", ".sql.golden") {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		stmts, err := Split(src)

@@ -4,8 +4,10 @@
 package testcorpus
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,4 +35,33 @@ func Dir(t testing.TB, sub string) string {
 		t.Fatalf("acceptance corpus missing: %v", err)
 	}
 	return corpus
+}
+
+// Files returns the contents of every file of the whole corpus whose name
+// ends in one of suffixes, in lexical order of their paths: the seeds of the
+// fuzzers and the input of the benchmarks.
+func Files(t testing.TB, suffixes ...string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(Dir(t, ""), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !hasSuffix(d.Name(), suffixes) {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		out = append(out, string(b))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func hasSuffix(name string, suffixes []string) bool {
+	for _, s := range suffixes {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
 }

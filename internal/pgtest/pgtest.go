@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 
 	"github.com/uplinkhq/uplink/internal/pgbin"
 	"github.com/uplinkhq/uplink/internal/runas"
@@ -203,7 +205,12 @@ func (s *Server) Start() error {
 	cmd := s.command(s.Bin.Path("postgres"), "-D", s.DataDir, "-p", fmt.Sprint(s.Port),
 		"-k", s.SocketDir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
 		"-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Through a pipe, not the file itself: every process of the server
+	// inherits it, so Wait (and exited) ends only when the last one has
+	// gone. The postmaster's children run in sessions of their own, out of
+	// reach of its process group, and after a kill -9 they linger for a
+	// moment holding the shared memory a restart needs.
+	cmd.Stdout, cmd.Stderr = struct{ io.Writer }{logFile}, struct{ io.Writer }{logFile}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		s.mu.Unlock()
@@ -271,9 +278,6 @@ func (s *Server) signal(sig syscall.Signal, wait time.Duration) error {
 	syscall.Kill(-cmd.Process.Pid, sig)
 	select {
 	case <-exited:
-		// After a SIGKILL the backends may still be on their way out,
-		// holding the shared memory a restart needs.
-		runas.WaitGone(cmd.Process.Pid, wait)
 		return nil
 	case <-time.After(wait):
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -368,6 +372,15 @@ func Main(m *testing.M) {
 		os.RemoveAll(sharedBase)
 	}
 	sharedMu.Unlock()
+	// Whoever starts a goroutine owns its wait: one still running after
+	// every test ended is a leak (a pool never closed, a service never
+	// stopped), and fails the run even when the tests passed.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "pgtest: goroutines leaked by the tests:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -37,8 +37,10 @@ func Alive(pid int) bool {
 }
 
 // GroupAlive reports whether any live (non-zombie) process is in process
-// group pgid. After the postmaster dies its backends linger until they
-// notice, holding the shared memory a new server must create.
+// group pgid. Note that PostgreSQL's postmaster puts each child in a
+// session of its own: its group holds the postmaster alone, and waiting for
+// the children takes another signal (lite waits for the server's stderr
+// pipe to close).
 func GroupAlive(pgid int) bool {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {

@@ -580,6 +580,7 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 			// memory; a new one started beside them would fail.
 			pm.killGroup()
 			runas.WaitGone(pm.pid, 5*time.Second)
+			pm.waitChildren(5 * time.Second)
 			cause = fmt.Sprintf("postgres (pid %d) exited: %s", pm.pid, pm.state)
 		}
 		l.log.Error("postgres stopped unexpectedly", "err", cause)

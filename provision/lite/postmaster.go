@@ -198,6 +198,7 @@ func (pm *postmaster) stop(ctx context.Context, stopTimeout, quitTimeout time.Du
 	select {
 	case <-pm.exited:
 		runas.WaitGone(pm.pid, 5*time.Second)
+		pm.waitChildren(5 * time.Second)
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("postgres (pid %d) survived SIGKILL", pm.pid)
 	}
@@ -207,6 +208,20 @@ func (pm *postmaster) stop(ctx context.Context, stopTimeout, quitTimeout time.Du
 // killGroup kills whatever is left of the server's process group: after
 // the postmaster dies, its backends linger until they notice, and they
 // keep the shared memory that the next start needs.
+// waitChildren waits, at most d, for the dead postmaster's children to
+// exit. They run in sessions of their own (PostgreSQL's children call
+// setsid), out of reach of killGroup, and leave on noticing their parent's
+// death; until then they hold the shared memory a new server needs. Each
+// holds the server's stderr, so logDone closing means the last has gone.
+func (pm *postmaster) waitChildren(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-pm.logDone:
+	case <-t.C:
+	}
+}
+
 func (pm *postmaster) killGroup() {
 	if pm.pid > 1 { // kill(-0) would hit Uplink's own group
 		syscall.Kill(-pm.pid, syscall.SIGKILL)

@@ -151,3 +151,28 @@ func TestStatusURL(t *testing.T) {
 		}
 	}
 }
+
+func TestBackupFlags(t *testing.T) {
+	parse := func(env map[string]string, args ...string) (*Main, int) {
+		m := &Main{Env: &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(k string) string { return env[k] }}}
+		_, code := m.ParseFlags(args)
+		return m, code
+	}
+	m, code := parse(nil, "--backup-interval", "6h", "--backup-keep", "3")
+	if code != exitOK || m.Config.Backups.Interval != 6*time.Hour || m.Config.Backups.Keep != 3 {
+		t.Errorf("6h/3: code %d, backups %+v", code, m.Config.Backups)
+	}
+	m, code = parse(map[string]string{"UPLINK_BACKUP_INTERVAL": "off", "UPLINK_BACKUP_KEEP": "0"})
+	if code != exitOK || m.Config.Backups.Enabled() || m.Config.Backups.Keep != -1 {
+		t.Errorf("off/0 from the environment: code %d, backups %+v", code, m.Config.Backups)
+	}
+	m, code = parse(nil)
+	if code != exitOK || m.Config.Backups.Interval != 0 || m.Config.Backups.Keep != 0 {
+		t.Errorf("defaults: code %d, backups %+v; want zero values for boot's defaults", code, m.Config.Backups)
+	}
+	for _, bad := range [][]string{{"--backup-interval", "soon"}, {"--backup-interval", "-1h"}, {"--backup-keep", "-2"}} {
+		if _, code := parse(nil, bad...); code != exitUsage {
+			t.Errorf("%v: code %d, want %d", bad, code, exitUsage)
+		}
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/uplinkhq/uplink/boot"
 )
@@ -30,6 +32,8 @@ var envFlags = []envFlag{
 	{"tasks", "UPLINK_TASKS_DIR"},
 	{"post-start", "UPLINK_POST_START"},
 	{"hooks", "UPLINK_HOOKS_DIR"},
+	{"backup-interval", "UPLINK_BACKUP_INTERVAL"},
+	{"backup-keep", "UPLINK_BACKUP_KEEP"},
 	{"log-format", "UPLINK_LOG_FORMAT"},
 	{"log-level", "UPLINK_LOG_LEVEL"},
 }
@@ -113,4 +117,44 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// backupInterval and backupKeep set lite mode's backups: --backup-interval takes a duration
+// or "off"; --backup-keep a count, 0 keeping them all.
+type backupInterval struct{ cfg *boot.Config }
+
+func (b *backupInterval) String() string { return "" }
+
+func (b *backupInterval) Set(v string) error {
+	if strings.EqualFold(v, "off") {
+		b.cfg.Backups.Interval = -1
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration such as 6h, or off")
+	}
+	b.cfg.Backups.Interval = d
+	return nil
+}
+
+type backupKeep struct{ cfg *boot.Config }
+
+func (b *backupKeep) String() string { return "" }
+
+func (b *backupKeep) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a count: 1 or more, or 0 to keep them all")
+	}
+	if n == 0 {
+		n = -1
+	}
+	b.cfg.Backups.Keep = n
+	return nil
+}
+
+func bindBackups(f *flags, cfg *boot.Config) {
+	f.Var(&backupInterval{cfg}, "backup-interval", "lite mode: time between pg_dump backups into <data-dir>/pg/backups, or off (UPLINK_BACKUP_INTERVAL; default 24h)")
+	f.Var(&backupKeep{cfg}, "backup-keep", "lite mode: how many backups to keep; 0 keeps all (UPLINK_BACKUP_KEEP; default 7)")
 }

@@ -27,10 +27,7 @@ const dbSynopsis = `db url|psql|dump [flags] [args]
   dump [FILE]  write a pg_dump -Fc archive to FILE (or to stdout when redirected)`
 
 func runDB(ctx context.Context, env *Env, args []string) int {
-	sub := ""
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		sub, args = args[0], args[1:]
-	}
+	sub, args := subcommand(args)
 	f := newFlags("db", dbSynopsis, env)
 	var cfg boot.Config
 	bindDatabase(f, &cfg)

@@ -109,6 +109,15 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, "\nRun 'uplink <command> --help' for a command's flags.\n")
 }
 
+// subcommand splits "url --x" into "url" and the rest; flags first (or
+// nothing) give "".
+func subcommand(args []string) (string, []string) {
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
 // flags is one command's flag set, with the synopsis its usage starts
 // with. Errors are reported, never os.Exit'ed: --help prints usage to
 // stdout and ends the command with 0, a mistake prints it to stderr and

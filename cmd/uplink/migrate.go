@@ -62,9 +62,7 @@ type migrateCmd struct {
 
 func runMigrate(ctx context.Context, env *Env, args []string) int {
 	c := &migrateCmd{env: env}
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		c.sub, args = args[0], args[1:]
-	}
+	c.sub, args = subcommand(args)
 	c.f = newFlags("migrate", migrateSynopsis, env)
 	c.f.StringVar(&c.dir, "dir", "", "directory of migration files (default $UPLINK_MIGRATIONS_DIR, else ./migrations)")
 	c.f.StringVar(&c.line, "line", boot.AppLine, "the migration line the files of --dir form")

@@ -29,6 +29,7 @@ func (m *Main) ParseFlags(args []string) (done bool, code int) {
 	f.BoolVar(&m.Config.AllowOutOfOrder, "allow-out-of-order", false, "apply pending migrations older than the newest applied one instead of stopping in phase error")
 	f.StringVar(&m.Config.Env, "env", boot.EnvProd, "dev, test or prod (UPLINK_ENV): picks which startup tasks run")
 	bindTasks(f, &m.Config)
+	bindBackups(f, &m.Config)
 	logs := bindLog(f)
 	if done, code := f.parseWithEnv(args); done {
 		return done, code

@@ -47,10 +47,7 @@ func (p *postStartFlag) Set(cmd string) error {
 }
 
 func runTasksCmd(ctx context.Context, env *Env, args []string) int {
-	sub := ""
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		sub, args = args[0], args[1:]
-	}
+	sub, args := subcommand(args)
 	f := newFlags("tasks", tasksSynopsis, env)
 	var cfg boot.Config
 	bindDatabase(f, &cfg)

@@ -1,12 +1,10 @@
 package boot_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/provision"
 	"github.com/uplinkhq/uplink/status"
 )
@@ -78,39 +77,21 @@ func (e *events) add(s string) {
 	e.mu.Unlock()
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // started is a running App under test.
 type started struct {
 	app  *boot.App
 	base string
-	logs *syncBuffer
+	logs *testutil.Buffer
 	stop func() error // cancels Run and returns its error
 }
 
 func start(t *testing.T, cfg boot.Config) *started {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = "127.0.0.1:0"
 	}
-	cfg.Logger = slog.New(slog.NewJSONHandler(io.MultiWriter(logs, tWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = testutil.JSONLogger(io.MultiWriter(logs, t.Output()))
 	app, err := boot.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -139,23 +120,13 @@ func start(t *testing.T, cfg boot.Config) *started {
 	return s
 }
 
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 func (s *started) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(s.base + path)
+	code, body, err := testutil.Get(s.base + path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return code, body
 }
 
 func (s *started) snapshot(t *testing.T) status.Snapshot {

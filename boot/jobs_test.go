@@ -25,6 +25,7 @@ import (
 	"github.com/uplinkhq/uplink/backup"
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/jobs"
 	"github.com/uplinkhq/uplink/provision/lite"
 	"github.com/uplinkhq/uplink/status"
@@ -131,15 +132,15 @@ func startInserts(app *boot.App, l *ledger) func() {
 // twenty outages would drown the test log.
 type running struct {
 	app  *boot.App
-	logs *syncBuffer
+	logs *testutil.Buffer
 	stop func() error
 }
 
 func run(t *testing.T, cfg boot.Config, setup func(*boot.App)) *running {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = testutil.JSONLogger(logs)
 	app, err := boot.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -186,20 +187,6 @@ func tailString(s string, n int) string {
 	return s
 }
 
-// waitFor polls cond every 10ms and returns how long it took to hold, or
-// fails the test after bound.
-func waitFor(t *testing.T, what string, bound time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	t0 := time.Now()
-	for !cond() {
-		if time.Since(t0) > bound {
-			t.Fatalf("%s: not within %s", what, bound)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(t0)
-}
-
 func phaseIs(app *boot.App, p status.Phase) func() bool {
 	return func() bool { return app.Phase() == p }
 }
@@ -227,7 +214,7 @@ func flowing(t *testing.T, app *boot.App, l *ledger, bound time.Duration) time.D
 	t.Helper()
 	t0 := time.Now()
 	var id int64
-	waitFor(t, "a job inserted", bound, func() bool {
+	testutil.Eventually(t, "a job inserted", bound, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		res, err := app.Jobs().Insert(ctx, tickArgs{}, nil)
@@ -305,7 +292,7 @@ func TestJobsSurvivePostgresKilledInLiteMode(t *testing.T) {
 		Jobs: fastJobs(), Backups: backup.Config{Interval: -1},
 	}, addTick(t, led))
 	app := r.app
-	waitFor(t, "ready", 60*time.Second, phaseIs(app, status.PhaseReady))
+	testutil.Eventually(t, "ready", 60*time.Second, phaseIs(app, status.PhaseReady))
 
 	stopInserts := startInserts(app, led)
 	defer stopInserts()
@@ -323,10 +310,10 @@ func TestJobsSurvivePostgresKilledInLiteMode(t *testing.T) {
 		if err := syscall.Kill(ci.PID, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		degradedIn = append(degradedIn, waitFor(t, "degraded after kill", 5*time.Second, phaseIs(app, status.PhaseDegraded)))
+		degradedIn = append(degradedIn, testutil.Eventually(t, "degraded after kill", 5*time.Second, phaseIs(app, status.PhaseDegraded)))
 		// Back: lite has restarted postgres and it accepts connections.
-		waitFor(t, "postgres back", 30*time.Second-time.Since(killed), func() bool { return accepts(dir) })
-		readyIn = append(readyIn, waitFor(t, "ready after postgres is back", 10*time.Second, phaseIs(app, status.PhaseReady)))
+		testutil.Eventually(t, "postgres back", 30*time.Second-time.Since(killed), func() bool { return accepts(dir) })
+		readyIn = append(readyIn, testutil.Eventually(t, "ready after postgres is back", 10*time.Second, phaseIs(app, status.PhaseReady)))
 		t.Logf("cycle %d: back", i)
 		flowIn = append(flowIn, flowing(t, app, led, 10*time.Second))
 		goroutines = append(goroutines, runtime.NumGoroutine())
@@ -383,7 +370,7 @@ func TestJobsSurviveServerStoppedInProMode(t *testing.T) {
 		Jobs: fastJobs(),
 	}, addTick(t, led))
 	app := r.app
-	waitFor(t, "ready", 30*time.Second, phaseIs(app, status.PhaseReady))
+	testutil.Eventually(t, "ready", 30*time.Second, phaseIs(app, status.PhaseReady))
 	stopInserts := startInserts(app, led)
 	defer stopInserts()
 	flowing(t, app, led, 10*time.Second)
@@ -395,14 +382,14 @@ func TestJobsSurviveServerStoppedInProMode(t *testing.T) {
 		} else if err := db.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "degraded", 5*time.Second, phaseIs(app, status.PhaseDegraded))
+		testutil.Eventually(t, "degraded", 5*time.Second, phaseIs(app, status.PhaseDegraded))
 		if i == 0 {
 			checkEndpointsWhileDown(t, base)
 		}
 		if err := db.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "ready after the server is back", 10*time.Second, phaseIs(app, status.PhaseReady))
+		testutil.Eventually(t, "ready after the server is back", 10*time.Second, phaseIs(app, status.PhaseReady))
 		flowing(t, app, led, 10*time.Second)
 	}
 	stopInserts()
@@ -448,7 +435,7 @@ func checkEndpointsWhileUp(t *testing.T, base string) {
 	// The queue depth is counted every 5s by default; wait for a count
 	// made after the outages.
 	var snap status.Snapshot
-	waitFor(t, "a fresh queue count", 10*time.Second, func() bool {
+	testutil.Eventually(t, "a fresh queue count", 10*time.Second, func() bool {
 		_, snap = getStatus(t, base)
 		return snap.Checks["queues"].Status == status.Pass
 	})
@@ -487,17 +474,15 @@ func checkEndpointsWhileUp(t *testing.T, base string) {
 
 func getStatus(t *testing.T, base string) (int, status.Snapshot) {
 	t.Helper()
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(base + "/status")
+	code, body, err := testutil.Get(base + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
 	var snap status.Snapshot
-	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+	if err := json.Unmarshal([]byte(body), &snap); err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, snap
+	return code, snap
 }
 
 func TestLiteBacksUpWithRetention(t *testing.T) {
@@ -508,9 +493,9 @@ func TestLiteBacksUpWithRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := run(t, boot.Config{Provisioner: l, Backups: backup.Config{Interval: time.Second, Keep: 2}}, nil)
-	waitFor(t, "ready", 60*time.Second, phaseIs(r.app, status.PhaseReady))
+	testutil.Eventually(t, "ready", 60*time.Second, phaseIs(r.app, status.PhaseReady))
 	bdir := backup.Dir(dir)
-	waitFor(t, "a first backup", 20*time.Second, func() bool { n, _ := backup.List(bdir); return len(n) > 0 })
+	testutil.Eventually(t, "a first backup", 20*time.Second, func() bool { n, _ := backup.List(bdir); return len(n) > 0 })
 	// Files that are not Uplink's backups are never touched.
 	foreign := []string{"notes.txt", "uplink-manual.dump"}
 	for _, f := range foreign {
@@ -518,7 +503,7 @@ func TestLiteBacksUpWithRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "three more backups", 20*time.Second, func() bool {
+	testutil.Eventually(t, "three more backups", 20*time.Second, func() bool {
 		return strings.Count(r.logs.String(), `"msg":"backup written"`) >= 4
 	})
 	names, err := backup.List(bdir)

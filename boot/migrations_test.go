@@ -2,8 +2,6 @@ package boot_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,17 +10,9 @@ import (
 
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/status"
 )
-
-func writeFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func queryInt(t *testing.T, url, sql string, args ...any) int {
 	t.Helper()
@@ -54,7 +44,7 @@ func (r *tableReader) Stop(context.Context) error { return nil }
 func TestMigrationsApplyBeforeServices(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"0001_widgets.sql":   "CREATE TABLE widgets (id int PRIMARY KEY, name text);",
 		"0002_seed.up.sql":   "INSERT INTO widgets VALUES (1, 'one'), (2, 'two');",
 		"0002_seed.down.sql": "DELETE FROM widgets;",
@@ -115,7 +105,7 @@ func newOpenGate(url string) *gate {
 func TestFailedMigrationIsErrorAndRetriedOnNextStart(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"0001_ok.sql":     "CREATE TABLE gadgets (id int);",
 		"0002_broken.sql": "CREATE TABLE more (id int);\nINSERT INTO gadgets VALUES (1);\nSELEC oops;",
 	})
@@ -146,7 +136,7 @@ func TestFailedMigrationIsErrorAndRetriedOnNextStart(t *testing.T) {
 		t.Error("the failed migration left part of its work behind")
 	}
 
-	writeFiles(t, dir, map[string]string{"0002_broken.sql": "CREATE TABLE more (id int);\nINSERT INTO gadgets VALUES (1);"})
+	testutil.WriteFiles(t, dir, map[string]string{"0002_broken.sql": "CREATE TABLE more (id int);\nINSERT INTO gadgets VALUES (1);"})
 	app, stop = run()
 	defer stop()
 	waitApp(t, app, status.PhaseReady, 20*time.Second)

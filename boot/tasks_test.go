@@ -13,6 +13,7 @@ import (
 
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/starttask"
 	"github.com/uplinkhq/uplink/status"
@@ -25,8 +26,8 @@ import (
 func TestTasksAndHooks(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	migs, tasks := t.TempDir(), t.TempDir()
-	writeFiles(t, migs, map[string]string{"0001_effects.sql": "CREATE TABLE effects (task text);"})
-	writeFiles(t, tasks, map[string]string{
+	testutil.WriteFiles(t, migs, map[string]string{"0001_effects.sql": "CREATE TABLE effects (task text);"})
+	testutil.WriteFiles(t, tasks, map[string]string{
 		"10_restore.sql": "-- uplink: fresh\nINSERT INTO effects VALUES ('restore');",
 		"20_seed.sql":    "INSERT INTO effects VALUES ('seed');",
 	})
@@ -104,7 +105,7 @@ func TestTasksAndHooks(t *testing.T) {
 func TestRequiredTaskFailureIsPhaseError(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"10_broken.sql": "-- uplink: always\nSELECT * FROM missing_table;"})
+	testutil.WriteFiles(t, dir, map[string]string{"10_broken.sql": "-- uplink: always\nSELECT * FROM missing_table;"})
 	s := start(t, boot.Config{Provisioner: newOpenGate(url), TasksDir: dir})
 	s.waitPhase(t, status.PhaseError, 20*time.Second)
 	snap := s.snapshot(t)
@@ -120,7 +121,7 @@ func TestRequiredTaskFailureIsPhaseError(t *testing.T) {
 func TestBadTasksDirIsPhaseError(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"10_a.sql": "-- uplink: policy=twice\n"})
+	testutil.WriteFiles(t, dir, map[string]string{"10_a.sql": "-- uplink: policy=twice\n"})
 	if err := os.WriteFile(filepath.Join(dir, "20_b.sh"), []byte("#!/bin/sh\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

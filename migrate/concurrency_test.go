@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/pglock"
 	"github.com/uplinkhq/uplink/status"
@@ -72,18 +73,6 @@ func (c *child) wait(t *testing.T, limit time.Duration) error {
 	case <-time.After(limit):
 		t.Fatalf("process did not exit within %s; stderr:\n%s", limit, c.stderr.String())
 		return nil
-	}
-}
-
-// poll calls cond until it is true or the deadline passes.
-func poll(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -150,7 +139,7 @@ func TestKilledHolderIsTakenOverWithoutPartialSchema(t *testing.T) {
 		"003_after.sql", "INSERT INTO effects VALUES (3);",
 	)
 	victim := startChild(t, e.url, dir, "victim", nil)
-	poll(t, 30*time.Second, "the victim to sleep in migration 2", func() bool {
+	testutil.Eventually(t, "the victim to sleep in migration 2", 30*time.Second, func() bool {
 		return scalar[bool](e, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'victim'
 			AND state = 'active' AND query LIKE '%pg_sleep%')`)
 	})
@@ -248,7 +237,7 @@ func TestTerminatedHolderRollsBackAndRecordsNothing(t *testing.T) {
 	}
 	// The terminated backend tells the client before it has finished
 	// exiting, and it drops its locks on the way out.
-	poll(t, 10*time.Second, "the terminated session's lock to go", func() bool { return e.advisoryLocks() == 0 })
+	testutil.Eventually(t, "the terminated session's lock to go", 10*time.Second, func() bool { return e.advisoryLocks() == 0 })
 	fast := migrate.GoMigration(2, "slow", func(ctx context.Context, db migrate.DB) error {
 		_, err := db.Exec(ctx, "CREATE TABLE half (id int)")
 		return err
@@ -359,7 +348,7 @@ func TestConcurrentIndexBuildsWhileWaitersWait(t *testing.T) {
 		waiters[i] = e.migrator(migrate.Config{}, line)
 		go run(waiters[i], waitersDone)
 	}
-	poll(t, 30*time.Second, "5 waiters", func() bool {
+	testutil.Eventually(t, "5 waiters", 30*time.Second, func() bool {
 		for _, w := range waiters {
 			if w.Check().Data["state"] != "waiting" {
 				return false

@@ -1,14 +1,11 @@
 package migrate_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -16,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/pglock"
 )
@@ -79,21 +77,9 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// tlog sends a migrator's log lines to the test log.
-type tlog struct {
-	t  testing.TB
-	mu sync.Mutex
-}
-
-func (w *tlog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
+// testLogger sends a migrator's log lines to the test log.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(&tlog{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // env is one test database.
@@ -212,26 +198,17 @@ func (e *env) dbName() string {
 	return scalar[string](e, "SELECT current_database()")
 }
 
-// lockedWriter is a bytes.Buffer safe for a process's output and a test
+// lockedWriter is a process's output, safe for the process and a test
 // reading it.
 type lockedWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	testutil.Buffer
 	// on, if set, is called with each write.
 	on func(string)
 }
 
 func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.on != nil {
 		w.on(string(p))
 	}
-	return w.buf.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
+	return w.Buffer.Write(p)
 }

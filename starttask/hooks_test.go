@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uplinkhq/uplink/internal/runas"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/starttask"
 	"github.com/uplinkhq/uplink/status"
 )
@@ -75,7 +76,7 @@ func TestHooks(t *testing.T) {
 func TestHookTimeoutKillsProcessGroup(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "hang")
-	writeTree(t, dir, map[string]string{"hang*": "#!/bin/sh\nsleep 60 &\necho $! > " + filepath.Join(dir, "child") + "\necho $$ > " + filepath.Join(dir, "self") + "\necho started\nwait\n"})
+	testutil.WriteFiles(t, dir, map[string]string{"hang*": "#!/bin/sh\nsleep 60 &\necho $! > " + filepath.Join(dir, "child") + "\necho $$ > " + filepath.Join(dir, "self") + "\necho started\nwait\n"})
 	hs := starttask.NewHooks(starttask.Exec{}, nil)
 	start := time.Now()
 	hs.Run(context.Background(), starttask.PreStop, []starttask.Hook{{Timeout: 300 * time.Millisecond, Command: &starttask.Command{Path: script}}})

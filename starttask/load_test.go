@@ -1,38 +1,19 @@
 package starttask_test
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/starttask"
 	"github.com/uplinkhq/uplink/status"
 )
 
-// writeTree writes files under dir; a name ending in "*" is made
-// executable (the star is dropped).
-func writeTree(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(name, "*") {
-			name, mode = strings.TrimSuffix(name, "*"), 0o755
-		}
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func TestLoadTasks(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"20_demo.sql":      "-- uplink: env=dev best-effort\nINSERT INTO t VALUES (1);\n",
 		"10_schema-ok.sh*": "#!/bin/sh\n# uplink: always timeout=10s\necho ok\n",
 		"030_restore*":     "#!/bin/sh\n# uplink: fresh\n",
@@ -66,7 +47,7 @@ func TestLoadTasks(t *testing.T) {
 
 func TestLoadTasksBadInput(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"10_seed.sql":    "INSERT INTO t VALUES (1);\n",
 		"20_seed.sh*":    "#!/bin/sh\n",
 		"30_notexec.sh":  "#!/bin/sh\necho hi\n",
@@ -132,7 +113,7 @@ func TestValidateGoTasks(t *testing.T) {
 
 func TestLoadHooks(t *testing.T) {
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"post-start/10_notify*": "#!/bin/sh\n# uplink: timeout=5s\n",
 		"post-start/20_warm*":   "#!/bin/sh\n",
 		"pre-stop/deregister*":  "#!/bin/sh\n",
@@ -146,7 +127,7 @@ func TestLoadHooks(t *testing.T) {
 	}
 
 	bad := t.TempDir()
-	writeTree(t, bad, map[string]string{
+	testutil.WriteFiles(t, bad, map[string]string{
 		"post-start/a.sql": "SELECT 1;\n",
 		"post-start/b*":    "#!/bin/sh\n# uplink: policy=once\n",
 		"pre-stop/c":       "#!/bin/sh\n",

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/pglock"
 	"github.com/uplinkhq/uplink/starttask"
@@ -308,7 +309,7 @@ func TestTimeoutCancelsTheStatementNotTheSession(t *testing.T) {
 func TestCommandTask(t *testing.T) {
 	db := newTestDB(t)
 	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
+	testutil.WriteFiles(t, dir, map[string]string{
 		"10_env.sh*": "#!/bin/sh\n# uplink: always\necho \"$DATABASE_URL|$UPLINK_TASK|$UPLINK_FRESH|$(pwd)\" > " + filepath.Join(dir, "seen") + "\necho ok\n",
 		"20_fails*":  "#!/bin/sh\n# uplink: best-effort\necho about to fail\necho \"$DATABASE_URL\" >&2\nexit 7\n",
 	})

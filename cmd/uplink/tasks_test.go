@@ -17,24 +17,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/starttask"
 	"github.com/uplinkhq/uplink/status"
 )
-
-// writeTaskFiles writes files under dir; a name ending in "*" is made
-// executable (the star is dropped).
-func writeTaskFiles(t *testing.T, dir string, files map[string]string) {
-	t.Helper()
-	for name, body := range files {
-		mode := os.FileMode(0o644)
-		if strings.HasSuffix(name, "*") {
-			name, mode = strings.TrimSuffix(name, "*"), 0o755
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 func countRows(t *testing.T, url, sql string, args ...any) int {
 	t.Helper()
@@ -95,8 +81,8 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	psql := pgtest.Binaries(t).Path("psql")
 	migs, tasks, out := t.TempDir(), t.TempDir(), t.TempDir()
-	writeTaskFiles(t, migs, map[string]string{"0001_effects.sql": "CREATE TABLE effects (task text NOT NULL, at timestamptz DEFAULT now());"})
-	writeTaskFiles(t, tasks, map[string]string{
+	testutil.WriteFiles(t, migs, map[string]string{"0001_effects.sql": "CREATE TABLE effects (task text NOT NULL, at timestamptz DEFAULT now());"})
+	testutil.WriteFiles(t, tasks, map[string]string{
 		"10_once.sql":    "-- uplink: policy=once\nINSERT INTO effects (task) VALUES ('once');\n",
 		"20_always.sql":  "-- uplink: policy=always\nINSERT INTO effects (task) VALUES ('always');\n",
 		"30_demo.sql":    "-- demo users, never in production\n-- uplink: env=dev\nINSERT INTO effects (task) VALUES ('demo');\n",
@@ -195,7 +181,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 
 	// A later boot, in dev, after 50_change.sql changed: the database is
 	// not fresh any more; on-change and the dev task run.
-	writeTaskFiles(t, tasks, map[string]string{"50_change.sql": "-- uplink: on-change\n-- second edition\nINSERT INTO effects (task) VALUES ('change');\n"})
+	testutil.WriteFiles(t, tasks, map[string]string{"50_change.sql": "-- uplink: on-change\n-- second edition\nINSERT INTO effects (task) VALUES ('change');\n"})
 	p := startServeArgs(t, []string{"DATABASE_URL=" + url, "UPLINK_ENV=dev", "PSQL=" + psql}, "--migrations", migs, "--tasks", tasks)
 	p.waitReady(t, 30*time.Second)
 	p.stopOK(t)
@@ -236,7 +222,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 func TestProcessRequiredTaskFails(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	tasks := t.TempDir()
-	writeTaskFiles(t, tasks, map[string]string{
+	testutil.WriteFiles(t, tasks, map[string]string{
 		"10_import*": "#!/bin/sh\necho \"importing from $DATABASE_URL\"\necho 'the archive is missing' >&2\nexit 1\n",
 	})
 	p := startServeArgs(t, []string{"DATABASE_URL=" + url}, "--tasks", tasks)

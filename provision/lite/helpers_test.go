@@ -2,7 +2,6 @@ package lite
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/runas"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/provision"
 )
 
@@ -82,7 +81,7 @@ func startHelper(t *testing.T, dir string, noDeathSig bool) *helper {
 	if noDeathSig {
 		cmd.Env = append(cmd.Env, helperNoDeathEnv+"=1")
 	}
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -114,34 +113,16 @@ func (h *helper) kill() {
 	h.cmd.Wait()
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testLite is a Lite whose log is captured, shown when the test fails,
 // and stopped when the test ends.
 type testLite struct {
 	*Lite
-	logs *syncBuffer
+	logs *testutil.Buffer
 }
 
 func newLite(t *testing.T, dir string, tweak func(*Config)) testLite {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	cfg := Config{
 		DataDir:           dir,
 		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -275,18 +256,6 @@ func hasStep(steps []Step, s Step) bool {
 		}
 	}
 	return false
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func processAlive(pid int) bool { return pid > 0 && runas.Alive(pid) }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/runas"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/status"
 )
 
@@ -217,11 +218,11 @@ func TestPostgresKilledIsRestarted(t *testing.T) {
 	exec1(t, dsn, "CREATE TABLE t AS SELECT 1 AS v")
 	old := l.pid()
 	killPID(t, old)
-	eventually(t, 10*time.Second, "the restart step", func() bool { return l.tr.currentStep() == StepRestart })
+	testutil.Eventually(t, "the restart step", 10*time.Second, func() bool { return l.tr.currentStep() == StepRestart })
 	if st := l.Status(); st.Status != status.Warn || st.Attempts != 1 || !st.NextRetry.After(time.Now()) || !strings.Contains(st.LastError, "signal: killed") {
 		t.Errorf("Status while restarting = %+v; want warn, attempt 1, a next retry ahead, the cause", st)
 	}
-	eventually(t, time.Minute, "a new postmaster, ready", func() bool {
+	testutil.Eventually(t, "a new postmaster, ready", time.Minute, func() bool {
 		return l.pid() != old && l.Status().Data["step"] == StepReady
 	})
 	if n := queryInt(t, dsn, "SELECT count(*) FROM t"); n != 1 {
@@ -322,7 +323,7 @@ func TestSecondUplinkRefusedAndKilledUplink(t *testing.T) {
 	h.kill()
 	// The kernel told the postmaster (SIGINT, a fast shutdown) that its
 	// parent died: it goes away without anyone's help.
-	eventually(t, 30*time.Second, "the killed Uplink's postmaster to shut down", func() bool { return !processAlive(h.pgPID) })
+	testutil.Eventually(t, "the killed Uplink's postmaster to shut down", 30*time.Second, func() bool { return !processAlive(h.pgPID) })
 	third := comesBack(t, dir, "survived")
 	if hasStep(third.steps(), StepRecover) {
 		t.Errorf("steps %v: recovery after a parent-death SIGINT, which should shut down cleanly", third.steps())
@@ -529,7 +530,7 @@ func TestStopInterruptsProvision(t *testing.T) {
 		_, err := l.Provision(context.Background())
 		errc <- err
 	}()
-	eventually(t, time.Minute, "initdb to start", func() bool { return l.tr.currentStep() == StepInitdb })
+	testutil.Eventually(t, "initdb to start", time.Minute, func() bool { return l.tr.currentStep() == StepInitdb })
 	if err := l.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

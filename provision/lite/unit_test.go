@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/status"
 )
 
@@ -98,7 +99,7 @@ func TestScramVerifier(t *testing.T) {
 func TestServerLog(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "postgres.log")
-	var logs syncBuffer
+	var logs testutil.Buffer
 	l, err := openServerLog(path, 200, 2, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

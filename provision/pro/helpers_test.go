@@ -2,14 +2,11 @@ package pro_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/provision"
 	"github.com/uplinkhq/uplink/provision/pro"
 	"github.com/uplinkhq/uplink/status"
@@ -30,22 +28,7 @@ const secret = "S3cretPassw0rd-grep-me"
 
 // logBuffer collects a Pro's log lines as JSON, safe for the goroutine
 // that runs Provision.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ testutil.Buffer }
 
 // count tells how many lines have the level and a message containing msg.
 func (b *logBuffer) count(level, msg string) int {
@@ -65,7 +48,7 @@ func (b *logBuffer) count(level, msg string) int {
 func newPro(t *testing.T, cfg pro.Config) (*pro.Pro, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = testutil.JSONLogger(logs)
 	if cfg.InitialBackoff == 0 {
 		cfg.InitialBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	}

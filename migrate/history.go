@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,12 +67,19 @@ type Record struct {
 	Runner string `json:"runner,omitempty"`
 }
 
+// TasksLine is the line startup tasks (package starttask) record their
+// runs under, in the same table and under the same lock as migrations. No
+// migration line may take the name.
+const TasksLine = "tasks"
+
 // History reads and writes one history table. Its methods take the DB to
 // run on so that writes can join a migration's or a task's transaction,
 // on the session that holds the lock (see Migrator.WithLock).
 type History struct {
 	schema, table string
 	ident         string // quoted schema.table
+	// seen is set once the table was found, so that reads stop asking.
+	seen atomic.Bool
 }
 
 // NewHistory returns the history table schema.table.
@@ -114,6 +122,7 @@ func (h *History) Ensure(ctx context.Context, db DB) error {
 		return fmt.Errorf("look for history table %s: %w", h.ident, err)
 	}
 	if table != nil {
+		h.seen.Store(true)
 		return nil
 	}
 	if schema == nil {
@@ -124,7 +133,26 @@ func (h *History) Ensure(ctx context.Context, db DB) error {
 	if _, err := db.Exec(ctx, h.ddl()); err != nil {
 		return fmt.Errorf("create history table %s: %w", h.ident, err)
 	}
+	h.seen.Store(true)
 	return nil
+}
+
+// exists reports whether the table is there, asking the server only until
+// it has been seen once. Reads check first rather than fail on a missing
+// table: every failed statement is an ERROR line in the server's log, and
+// a fresh database would start its life with one per boot.
+func (h *History) exists(ctx context.Context, db DB) (bool, error) {
+	if h.seen.Load() {
+		return true, nil
+	}
+	var table *string
+	if err := db.QueryRow(ctx, "SELECT to_regclass($1)::text", h.ident).Scan(&table); err != nil {
+		return false, fmt.Errorf("look for history table %s: %w", h.ident, err)
+	}
+	if table != nil {
+		h.seen.Store(true)
+	}
+	return table != nil, nil
 }
 
 const recordColumns = `line, key, coalesce(version, 0), name, checksum, outcome, attempts, applied_at, updated_at,
@@ -135,6 +163,9 @@ const recordColumns = `line, key, coalesce(version, 0), name, checksum, outcome,
 // given), ordered by line, version and key. A missing table reads as
 // empty: nothing has run yet.
 func (h *History) Records(ctx context.Context, db DB, lines ...string) ([]Record, error) {
+	if ok, err := h.exists(ctx, db); !ok {
+		return nil, err
+	}
 	q := `SELECT ` + recordColumns + ` FROM ` + h.ident
 	args := []any{}
 	if len(lines) > 0 {
@@ -154,6 +185,9 @@ func (h *History) Records(ctx context.Context, db DB, lines ...string) ([]Record
 
 // Get returns the row for one entry; false when there is none.
 func (h *History) Get(ctx context.Context, db DB, line, key string) (Record, bool, error) {
+	if ok, err := h.exists(ctx, db); !ok {
+		return Record{}, false, err
+	}
 	rows, err := db.Query(ctx, `SELECT `+recordColumns+` FROM `+h.ident+` WHERE line = $1 AND key = $2`, line, key)
 	if err != nil {
 		return Record{}, false, h.readErr(err)
@@ -170,6 +204,7 @@ func (h *History) Get(ctx context.Context, db DB, line, key string) (Record, boo
 
 func (h *History) readErr(err error) error {
 	if isUndefinedTable(err) {
+		h.seen.Store(false) // dropped since: ask again next time
 		return nil
 	}
 	return fmt.Errorf("read history table %s: %w", h.ident, err)

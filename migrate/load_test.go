@@ -150,3 +150,10 @@ func TestValidate(t *testing.T) {
 		t.Errorf("a NO TRANSACTION file may VACUUM and control its transactions:\n%s", msg)
 	}
 }
+
+func TestTasksLineNameIsReserved(t *testing.T) {
+	err := migrate.Validate(migrate.Line{Name: migrate.TasksLine})
+	if err == nil || !strings.Contains(err.Error(), "startup tasks") {
+		t.Fatalf("Validate(line %q) = %v; want it refused", migrate.TasksLine, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/status"
 )
@@ -478,5 +479,34 @@ func TestLinesRunInOrderAndTasksShareTheTable(t *testing.T) {
 	}
 	if _, err := m.UpTo(ctx, "nope", 1); err == nil {
 		t.Error("UpTo of an unknown line succeeded")
+	}
+}
+
+// A fresh database must not start its life with errors in the server's
+// log: reading a history table that does not exist yet is asked about
+// first, not tried and failed.
+func TestFreshDatabaseLogsNoErrors(t *testing.T) {
+	srv := pgtest.Start(t)
+	e := &env{t: t, url: srv.URL("postgres")}
+	e.db = connect(t, e.url)
+	m := e.app(migrate.Config{}, files("0001_a.sql", "CREATE TABLE a (id int);"))
+	ctx := testContext(t)
+	if _, err := m.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Plan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(srv.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, "ERROR:") {
+			t.Errorf("server log: %s", line)
+		}
 	}
 }

@@ -29,6 +29,9 @@ func Validate(lines ...Line) error {
 		case seenLine[l.Name]:
 			errs = append(errs, fmt.Errorf("migration line %q given twice", l.Name))
 			continue
+		case l.Name == TasksLine:
+			errs = append(errs, fmt.Errorf("migration line %q: the name is kept for startup tasks' records; name the line after what it migrates", l.Name))
+			continue
 		}
 		seenLine[l.Name] = true
 		seen := map[int64]*Migration{}

@@ -16,7 +16,7 @@ import (
 
 // Line is the history table's line for startup tasks; a task's row is
 // keyed by its name.
-const Line = "tasks"
+const Line = migrate.TasksLine
 
 // Policy says when a task runs again.
 type Policy string

@@ -195,7 +195,7 @@ func (s *Server) Start() error {
 		s.mu.Unlock()
 		return errors.New("pgtest: server already running")
 	}
-	logPath := filepath.Join(filepath.Dir(s.DataDir), "postgres.log")
+	logPath := s.LogFile()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		s.mu.Unlock()
@@ -285,6 +285,9 @@ func (s *Server) signal(sig syscall.Signal, wait time.Duration) error {
 		return fmt.Errorf("postgres did not stop within %s after %s", wait, sig)
 	}
 }
+
+// LogFile is the server's log: what it printed, ERROR lines included.
+func (s *Server) LogFile() string { return filepath.Join(filepath.Dir(s.DataDir), "postgres.log") }
 
 // Running reports whether the server process is up.
 func (s *Server) Running() bool {

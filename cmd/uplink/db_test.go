@@ -29,13 +29,13 @@ func TestDBCommandsProMode(t *testing.T) {
 
 	// psql runs as a real child process; its output is ours to check.
 	p := startProc(t, []string{"DATABASE_URL=" + url}, "db", "psql", "--", "-At", "-c", "SELECT 6 * 7")
-	if code := p.exitCode(t, 30*time.Second); code != 0 || strings.TrimSpace(p.out.String()) != "42" {
-		t.Fatalf("db psql: exit %d, output %q", code, p.out.String())
+	if code := p.ExitCode(t, 30*time.Second); code != 0 || strings.TrimSpace(p.Out.String()) != "42" {
+		t.Fatalf("db psql: exit %d, output %q", code, p.Out.String())
 	}
 	// A failing statement's exit code comes through.
 	p = startProc(t, []string{"DATABASE_URL=" + url}, "db", "psql", "--", "-v", "ON_ERROR_STOP=1", "-c", "SELECT nonsense")
-	if code := p.exitCode(t, 30*time.Second); code == 0 {
-		t.Fatalf("db psql with an error exited 0: %s", p.out.String())
+	if code := p.ExitCode(t, 30*time.Second); code == 0 {
+		t.Fatalf("db psql with an error exited 0: %s", p.Out.String())
 	}
 
 	file := filepath.Join(t.TempDir(), "app.dump")

@@ -54,8 +54,8 @@ func (p *proc) waitReady(t *testing.T, bound time.Duration) {
 			return
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("uplink exited before ready: %v", p.err)
+		case <-p.Done():
+			t.Fatalf("uplink exited before ready: %v", p.Err())
 		default:
 		}
 		if time.Since(t0) > bound {
@@ -67,8 +67,8 @@ func (p *proc) waitReady(t *testing.T, bound time.Duration) {
 
 func (p *proc) stopOK(t *testing.T) {
 	t.Helper()
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t, 15*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
 }
@@ -124,7 +124,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 	for i, p := range procs {
 		// Every boot held the lock once (its always-task was due) and ran
 		// the always-task exactly then.
-		if n := strings.Count(p.out.String(), `"msg":"startup task ran","task":"always"`); n != 1 {
+		if n := strings.Count(p.Out.String(), `"msg":"startup task ran","task":"always"`); n != 1 {
 			t.Errorf("replica %d logged the always-task %d times", i, n)
 		}
 	}
@@ -168,7 +168,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 			t.Errorf("replica %d: /readyz %d with a failed hook", i, code)
 		}
 		_, body, _ := p.get("/status")
-		if strings.Contains(body, pw) || strings.Contains(p.out.String(), pw) {
+		if strings.Contains(body, pw) || strings.Contains(p.Out.String(), pw) {
 			t.Errorf("replica %d shows the database password in /status or its log", i)
 		}
 		if i == 0 && !strings.Contains(body, "cannot reach postgres://postgres:xxxxx@") {

@@ -2,21 +2,19 @@ package main_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/proctest"
+	"github.com/uplinkhq/uplink/internal/testutil"
 )
 
 // TestTodoApp builds the example, runs it as a real process in lite mode
@@ -25,31 +23,13 @@ import (
 // under way, and checks the order of the stop in its log.
 func TestTodoApp(t *testing.T) {
 	pgtest.Binaries(t) // skips without PostgreSQL, as the other tests do
-	bin := filepath.Join(t.TempDir(), "todo")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, ".")
 	addr := fmt.Sprintf("127.0.0.1:%d", pgtest.FreePort(t))
 	base := "http://" + addr
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "UPLINK_DATA_DIR="+pgtest.BaseDir(t), "UPLINK_HTTP_ADDR="+addr,
-		"UPLINK_ENV=dev", "UPLINK_LOG_LEVEL=debug")
-	logs := &lines{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("the app's log:\n%s", logs.String())
-		}
-	})
+	app := proctest.Start(t, bin, append(os.Environ(),
+		"UPLINK_DATA_DIR="+pgtest.BaseDir(t), "UPLINK_HTTP_ADDR="+addr, "UPLINK_ENV=dev", "UPLINK_LOG_LEVEL=debug"))
 
-	waitFor(t, "ready", 90*time.Second, func() bool { code, _ := get(base + "/readyz"); return code == http.StatusOK })
+	testutil.Eventually(t, "ready", 90*time.Second, func() bool { code, _, _ := testutil.Get(base + "/readyz"); return code == http.StatusOK })
 
 	// The dev-only seed task ran once, before the services started.
 	var list []map[string]any
@@ -60,7 +40,7 @@ func TestTodoApp(t *testing.T) {
 
 	// A todo and its job, created together; the job processes it.
 	id := create(t, base, `{"title": "try uplink"}`)
-	waitFor(t, "the todo's job", 10*time.Second, func() bool {
+	testutil.Eventually(t, "the todo's job", 10*time.Second, func() bool {
 		var td map[string]any
 		decode(t, fmt.Sprintf("%s/todos/%d", base, id), &td)
 		return td["processed_at"] != nil
@@ -77,8 +57,8 @@ func TestTodoApp(t *testing.T) {
 
 	// A job that would take a minute, running when the signal comes.
 	long := create(t, base, `{"title": "long", "work_ms": 60000}`)
-	waitFor(t, "the long job to start", 10*time.Second, func() bool {
-		return logs.has(fmt.Sprintf(`"msg":"todo job started","todo_id":%d`, long))
+	testutil.Eventually(t, "the long job to start", 10*time.Second, func() bool {
+		return strings.Contains(app.Out.String(), fmt.Sprintf(`"msg":"todo job started","todo_id":%d`, long))
 	})
 	// A request under way when the signal comes: its body arrives after.
 	body, send := io.Pipe()
@@ -94,28 +74,20 @@ func TestTodoApp(t *testing.T) {
 	}()
 	fmt.Fprint(send, `{"title": "in flight",`)
 	time.Sleep(100 * time.Millisecond) // the request is in the handler now
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "readiness off", 5*time.Second, func() bool { return logs.has(`"msg":"phase stopping"`) })
+	app.Signal(t, syscall.SIGTERM)
+	testutil.Eventually(t, "readiness off", 5*time.Second, func() bool { return strings.Contains(app.Out.String(), `"msg":"phase stopping"`) })
 	time.Sleep(300 * time.Millisecond)
 	fmt.Fprint(send, ` "work_ms": 0}`)
 	send.Close()
 	if code := <-slow; code != http.StatusCreated {
 		t.Errorf("the request under way at SIGTERM got %d; want 201: HTTP must drain before anything stops", code)
 	}
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("exit: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the app did not exit within 30s of SIGTERM")
+	if code := app.ExitCode(t, 30*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 
 	// The stop, in order.
-	logs.inOrder(t,
+	inOrder(t, app.Out.String(),
 		`"msg":"signal received; stopping"`,
 		`"msg":"phase stopping"`,                  // readiness off
 		`"msg":"todo created"`,                    // the request under way finished: HTTP drained
@@ -144,59 +116,19 @@ func create(t *testing.T, base, body string) int64 {
 	return out.ID
 }
 
-func get(url string) (int, []byte) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
 func decode(t *testing.T, url string, v any) {
 	t.Helper()
-	code, b := get(url)
-	if err := json.Unmarshal(b, v); err != nil {
+	code, b, _ := testutil.Get(url)
+	if err := json.Unmarshal([]byte(b), v); err != nil {
 		t.Fatalf("GET %s: %d %q: %v", url, code, b, err)
 	}
 }
 
-func waitFor(t *testing.T, what string, bound time.Duration, cond func() bool) {
+// inOrder checks that each fragment appears on a line of log after the
+// line of the fragment before it.
+func inOrder(t *testing.T, log string, fragments ...string) {
 	t.Helper()
-	for t0 := time.Now(); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Since(t0) > bound {
-			t.Fatalf("%s: not within %s", what, bound)
-		}
-	}
-}
-
-// lines is the app's output, kept whole.
-type lines struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lines) has(s string) bool { return strings.Contains(l.String(), s) }
-
-// inOrder checks that each fragment appears on a log line after the line
-// of the fragment before it.
-func (l *lines) inOrder(t *testing.T, fragments ...string) {
-	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(l.String()))
+	sc := bufio.NewScanner(strings.NewReader(log))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	i := 0
 	for sc.Scan() && i < len(fragments) {

@@ -36,12 +36,13 @@ import (
 var (
 	migrunBin = flag.String("migrun", "", "the migrun binary (go build ./migrators/migrun)")
 	count     = flag.Int("n", 1000, "(a), (b): migrations")
-	rounds    = flag.Int("rounds", 5, "(a): runs per tool; (b) runs three times per (a)")
+	rounds    = flag.Int("rounds", 7, "(a): runs per tool; (b) runs three times per (a)")
 	concN     = flag.Int("conc-migrations", 200, "(c): migrations")
 	concP     = flag.Int("procs", 20, "(c): processes at once")
 	concR     = flag.Int("conc-rounds", 5, "(c): runs per tool, single and concurrent each")
 	only      = flag.String("only", "abc", "which parts to run: any of a, b (needs a), c")
 	keep      = flag.Bool("keep", false, "keep the server's directory")
+	trace     = flag.Bool("trace", false, "only print the statements each tool sends for 3 migrations")
 )
 
 // tool is one migrator as migrun runs it, with the file format it reads.
@@ -93,8 +94,12 @@ func main() {
 	}
 	defer srv.stop()
 
+	if *trace {
+		runTrace(base, srv)
+		return
+	}
 	load := machine.SampleLoad(5 * time.Second)
-	fmt.Printf("### Migrators\n\nServer: %s, started for the benchmark with its defaults (fsync on, synchronous_commit on) but max_connections=200, trust authentication on 127.0.0.1 (so connection cost is not password hashing). Every run is a separate process on a fresh database; the time is measured inside the process, from before the files are read to after the connection is closed. Migration *i* is `%s`, identical for every tool.\n\n",
+	fmt.Printf("### Migrators\n\nServer: %s, started for the benchmark with its defaults (fsync on, synchronous_commit on) but max_connections=200, trust authentication on 127.0.0.1 (so connection cost is not password hashing). Every run is a separate process on a fresh database; for (a) and (b) the time is measured inside the process, from before the files are read to after the connection is closed. \"paired\" is the median of the ratios of runs made side by side in the same round, steadier than the ratio of medians when the machine's load drifts. Migration *i* is `%s`, identical for every tool.\n\n",
 		pgrun.Version(srv.binDir), sqlFor(1))
 	if containsAny(*only, "ab") {
 		runAB(base, srv)
@@ -121,6 +126,7 @@ func runAB(base string, srv *server) {
 	b := make([]stats.Sample, len(tools))
 	writesA := make([]int64, len(tools))
 	writesB := make([]int64, len(tools))
+	var loadB stats.Sample
 	began := time.Now()
 	for r := range *rounds {
 		order := rotated(len(tools), r)
@@ -141,6 +147,9 @@ func runAB(base string, srv *server) {
 					}
 					b[i] = append(b[i], res.Elapsed)
 					writesB[i] = res.Writes
+					if t.id == "uplink" {
+						loadB = append(loadB, res.Load)
+					}
 				}
 			}
 			srv.dropDB(db)
@@ -148,29 +157,30 @@ func runAB(base string, srv *server) {
 		fmt.Fprintf(os.Stderr, "migrators: (a)/(b) round %d/%d done (%s)\n", r+1, *rounds, time.Since(began).Round(time.Second))
 	}
 	fmt.Printf("#### (a) %d migrations on an empty database (%d runs each)\n\n", *count, *rounds)
-	t := stats.Table{Head: []string{"tool", "median", "min–max", "× floor", "per migration", "client writes per migration"}}
+	t := stats.Table{Head: []string{"tool", "median", "min–max", "× floor", "paired", "per migration", "client writes per migration"}}
 	for i, tl := range tools {
-		t.Add(tl.name, stats.Dur(a[i].Median()), a[i].Spread(), fmt.Sprintf("%.2f×", a[i].Ratio(a[0])),
+		t.Add(tl.name, stats.Dur(a[i].Median()), a[i].Spread(), fmt.Sprintf("%.2f×", a[i].Ratio(a[0])), fmt.Sprintf("%.2f×", stats.PairedRatio(a[i], a[0])),
 			stats.Dur(a[i].Median()/time.Duration(*count)), fmt.Sprintf("%.1f", float64(writesA[i])/float64(*count)))
 	}
 	fmt.Print(t.String())
 	fmt.Println()
-	verdict("(a) uplink", a[1].Ratio(a[0]), 1.0, "the floor")
+	verdict("(a) uplink", a[1], a[0], 1.0, "the floor")
 	fmt.Println()
 	if !containsAny(*only, "b") {
 		return
 	}
 	fmt.Printf("#### (b) %d migrations, all applied already (%d runs each)\n\n", *count, 3**rounds)
-	t = stats.Table{Head: []string{"tool", "median", "min–max", "× floor", "client writes"}}
+	t = stats.Table{Head: []string{"tool", "median", "min–max", "× floor", "paired", "client writes"}}
 	for i, tl := range tools {
 		if tl.ref {
 			continue // the same check as the floor's
 		}
-		t.Add(tl.name, stats.Dur(b[i].Median()), b[i].Spread(), fmt.Sprintf("%.2f×", b[i].Ratio(b[0])), fmt.Sprint(writesB[i]))
+		t.Add(tl.name, stats.Dur(b[i].Median()), b[i].Spread(), fmt.Sprintf("%.2f×", b[i].Ratio(b[0])), fmt.Sprintf("%.2f×", stats.PairedRatio(b[i], b[0])), fmt.Sprint(writesB[i]))
 	}
 	fmt.Print(t.String())
 	fmt.Println()
-	verdict("(b) uplink", b[1].Ratio(b[0]), 1.5, "the floor")
+	fmt.Printf("Uplink's migrate.Load (read, parse and checksum the %d files) took %s of its median (b) run.\n\n", *count, stats.Dur(loadB.Median()))
+	verdict("(b) uplink", b[1], b[0], 1.5, "the floor")
 	fmt.Println()
 }
 
@@ -203,23 +213,26 @@ func runC(base string, srv *server) {
 		fmt.Fprintf(os.Stderr, "migrators: (c) round %d/%d done (%s)\n", r+1, *concR, time.Since(began).Round(time.Second))
 	}
 	fmt.Printf("#### (c) %d processes at once, %d migrations, against one process (%d runs each; wall time from starting the processes until the last exits; every process exits 0 and each table exists once)\n\n", *concP, *concN, *concR)
-	t := stats.Table{Head: []string{"tool", "1 process median", "min–max", fmt.Sprintf("%d processes median", *concP), "min–max", "× 1 process"}}
+	t := stats.Table{Head: []string{"tool", "1 process median", "min–max", fmt.Sprintf("%d processes median", *concP), "min–max", "× 1 process", "paired"}}
 	for i, tl := range concTools {
 		t.Add(tl.name, stats.Dur(single[i].Median()), single[i].Spread(), stats.Dur(many[i].Median()), many[i].Spread(),
-			fmt.Sprintf("%.2f×", many[i].Ratio(single[i])))
+			fmt.Sprintf("%.2f×", many[i].Ratio(single[i])), fmt.Sprintf("%.2f×", stats.PairedRatio(many[i], single[i])))
 	}
 	fmt.Print(t.String())
 	fmt.Println()
-	verdict("(c) uplink", many[1].Ratio(single[1]), 1.3, "one process")
+	verdict("(c) uplink", many[1], single[1], 1.3, "one process")
 	fmt.Println()
 }
 
-func verdict(what string, got, target float64, of string) {
+// verdict says whether s meets target × base by both the ratio of
+// medians and the paired ratio.
+func verdict(what string, s, base stats.Sample, target float64, of string) {
+	got, paired := s.Ratio(base), stats.PairedRatio(s, base)
 	ok := "met"
-	if got > target {
+	if got > target || paired > target {
 		ok = "MISSED"
 	}
-	fmt.Printf("- %s: %.2f× %s, target ≤ %.2f× — %s\n", what, got, of, target, ok)
+	fmt.Printf("- %s: %.2f× %s (paired %.2f×), target ≤ %.2f× — %s\n", what, got, of, paired, target, ok)
 }
 
 func rotated(n, r int) []int {
@@ -234,6 +247,7 @@ func rotated(n, r int) []int {
 type result struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Writes  int64         `json:"writes"`
+	Load    time.Duration `json:"load_ns"`
 }
 
 func migrun(t tool, dir, url string) (result, error) {
@@ -317,10 +331,11 @@ func writeFormats(root string, n int) map[string]string {
 
 // server is the PostgreSQL all tools run against.
 type server struct {
-	binDir string
-	port   int
-	cmd    *exec.Cmd
-	seq    int
+	binDir  string
+	logPath string
+	port    int
+	cmd     *exec.Cmd
+	seq     int
 }
 
 func startServer(base string) (*server, error) {
@@ -349,17 +364,19 @@ func startServer(base string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(base, "postgres.log"))
+	logPath := filepath.Join(base, "postgres.log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := user.Command(filepath.Join(binDir, "postgres"), "-D", data, "-p", fmt.Sprint(port),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+run, "-c", "max_connections=200")
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+run, "-c", "max_connections=200",
+		"-c", "log_line_prefix=%m [%p] %d ")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{binDir: binDir, port: port, cmd: cmd}
+	s := &server{binDir: binDir, logPath: logPath, port: port, cmd: cmd}
 	if err := pgrun.WaitSQL(s.url("postgres"), 10*time.Millisecond, time.Minute); err != nil {
 		s.stop()
 		return nil, err

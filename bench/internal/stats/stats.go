@@ -84,3 +84,22 @@ func (t *Table) String() string {
 	}
 	return b.String()
 }
+
+// PairedRatio is the median of s[i]/base[i]: runs made side by side in
+// the same round share that round's load, so their ratio is steadier
+// than the ratio of medians when the load drifts.
+func PairedRatio(s, base Sample) float64 {
+	n := min(len(s), len(base))
+	if n == 0 {
+		return 0
+	}
+	r := make([]float64, n)
+	for i := range n {
+		r[i] = float64(s[i]) / float64(base[i])
+	}
+	slices.Sort(r)
+	if n%2 == 1 {
+		return r[n/2]
+	}
+	return (r[n/2-1] + r[n/2]) / 2
+}

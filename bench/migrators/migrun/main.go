@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -39,7 +40,20 @@ import (
 type Result struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Writes  int64         `json:"writes"`
+	// Load is how long uplink's migrate.Load took (read, parse, checksum).
+	Load time.Duration `json:"load_ns,omitempty"`
+	// Started and Ended are wall-clock unix nanoseconds, and Locked and
+	// LockWait uplink's own report, so that many processes at once can be
+	// laid out on one timeline.
+	Started  int64         `json:"started"`
+	Ended    int64         `json:"ended"`
+	Locked   bool          `json:"locked,omitempty"`
+	LockWait time.Duration `json:"lock_wait_ns,omitempty"`
+	Applied  int           `json:"applied,omitempty"`
 }
+
+// res is filled in as the run goes.
+var res Result
 
 func main() {
 	tool := flag.String("tool", "", "uplink, goose, golang-migrate, tern, floor or floor-1rt")
@@ -47,9 +61,19 @@ func main() {
 	dsn := flag.String("dsn", "", "database URL")
 	gooseRetry := flag.Uint64("goose-retry", 5, "goose session locker's retry period in seconds (its default 5, its minimum 1)")
 	floorLock := flag.Bool("floor-lock", false, "floor: take pg_advisory_lock (blocking) first, for runs with many processes")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	began := time.Now()
+	res.Started = began.UnixNano()
 	var writes atomic.Int64
 	cc, err := pgx.ParseConfig(*dsn)
 	if err != nil {
@@ -76,7 +100,8 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	json.NewEncoder(os.Stdout).Encode(Result{Elapsed: time.Since(began), Writes: writes.Load()})
+	res.Elapsed, res.Ended, res.Writes = time.Since(began), time.Now().UnixNano(), writes.Load()
+	json.NewEncoder(os.Stdout).Encode(res)
 }
 
 func fail(err error) {
@@ -107,15 +132,20 @@ func countingDialer(n *atomic.Int64) pgconn.DialFunc {
 
 // runUplink is how a service boots: Load, New, Up, with the defaults.
 func runUplink(ctx context.Context, cc *pgx.ConnConfig, dir string) error {
+	began := time.Now()
 	migs, err := migrate.Load(os.DirFS(dir), ".")
 	if err != nil {
 		return err
 	}
+	res.Load = time.Since(began)
 	m, err := migrate.New(cc, migrate.Config{}, migrate.Line{Name: "app", Migrations: migs})
 	if err != nil {
 		return err
 	}
-	_, err = m.Up(ctx)
+	r, err := m.Up(ctx)
+	if r != nil {
+		res.Locked, res.LockWait, res.Applied = r.Locked, r.LockWait, len(r.Applied)
+	}
 	return err
 }
 

@@ -6,28 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/status"
 )
-
-func queryInt(t *testing.T, url, sql string, args ...any) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
 
 // tableReader is a service that needs the migrated schema when it starts.
 type tableReader struct {
@@ -70,20 +53,20 @@ func TestMigrationsApplyBeforeServices(t *testing.T) {
 	if m.Status != status.Pass {
 		t.Errorf("migrations check = %+v", m)
 	}
-	if n := queryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE version = 'test-1' AND ready_at IS NOT NULL AND stopped_at IS NULL"); n != 1 {
+	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE version = 'test-1' AND ready_at IS NOT NULL AND stopped_at IS NULL"); n != 1 {
 		t.Errorf("uplink.instances has %d ready rows for this process; want 1", n)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if n := queryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE stopped_at IS NOT NULL"); n != 1 {
+	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE stopped_at IS NOT NULL"); n != 1 {
 		t.Errorf("stopping did not record stopped_at (%d rows)", n)
 	}
 
 	// A second boot finds nothing pending and takes no lock: the walk to
 	// ready changes no history.
-	before := queryInt(t, url, "SELECT count(*) FROM uplink.schema_history")
+	before := pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.schema_history")
 	app2, _ := boot.New(boot.Config{Provisioner: newOpenGate(url), HTTPAddr: "127.0.0.1:0", MigrationsDir: dir})
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	done2 := make(chan error, 1)
@@ -91,7 +74,7 @@ func TestMigrationsApplyBeforeServices(t *testing.T) {
 	waitApp(t, app2, status.PhaseReady, 20*time.Second)
 	cancel2()
 	<-done2
-	if after := queryInt(t, url, "SELECT count(*) FROM uplink.schema_history"); after != before {
+	if after := pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.schema_history"); after != before {
 		t.Errorf("history rows %d → %d on a boot with nothing pending", before, after)
 	}
 }
@@ -132,7 +115,7 @@ func TestFailedMigrationIsErrorAndRetriedOnNextStart(t *testing.T) {
 		t.Error("no hint for a failed migration")
 	}
 	stop()
-	if n := queryInt(t, url, "SELECT count(*) FROM pg_tables WHERE tablename = 'more'"); n != 0 {
+	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM pg_tables WHERE tablename = 'more'"); n != 0 {
 		t.Error("the failed migration left part of its work behind")
 	}
 
@@ -140,7 +123,7 @@ func TestFailedMigrationIsErrorAndRetriedOnNextStart(t *testing.T) {
 	app, stop = run()
 	defer stop()
 	waitApp(t, app, status.PhaseReady, 20*time.Second)
-	if n := queryInt(t, url, "SELECT count(*) FROM gadgets"); n != 1 {
+	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM gadgets"); n != 1 {
 		t.Errorf("gadgets has %d rows after the fixed migration; want 1", n)
 	}
 }

@@ -96,7 +96,7 @@ func TestTasksAndHooks(t *testing.T) {
 	s.waitPhase(t, status.PhaseReady, 20*time.Second)
 	s.stop()
 	for task, want := range map[string]int{"restore": 1, "seed": 1, "go-always": 2} {
-		if n := queryInt(t, url, "SELECT count(*) FROM effects WHERE task = $1", task); n != want {
+		if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM effects WHERE task = $1", task); n != want {
 			t.Errorf("%s ran %d times over two boots, want %d", task, n, want)
 		}
 	}
@@ -137,7 +137,7 @@ func TestBadTasksDirIsPhaseError(t *testing.T) {
 		t.Errorf("tasks check: %+v", c)
 	}
 	// Nothing half-recorded: the history has no task rows.
-	if n := queryInt(t, url, "SELECT count(*) FROM uplink.schema_history WHERE line = 'tasks'"); n != 0 {
+	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.schema_history WHERE line = 'tasks'"); n != 0 {
 		t.Errorf("%d task rows recorded", n)
 	}
 }

@@ -59,11 +59,7 @@ func (db *testDB) exec(sql string) {
 
 func (db *testDB) count(sql string, args ...any) int {
 	db.t.Helper()
-	var n int
-	if err := db.conn().QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
-		db.t.Fatalf("%s: %v", sql, err)
-	}
-	return n
+	return pgtest.QueryInt(db.t, db.url, sql, args...)
 }
 
 func (db *testDB) effects(task string) int {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -14,28 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/starttask"
 	"github.com/uplinkhq/uplink/status"
 )
-
-func countRows(t *testing.T, url, sql string, args ...any) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return n
-}
 
 // startServeArgs is startServe with flags.
 func startServeArgs(t *testing.T, env []string, flags ...string) *proc {
@@ -113,7 +95,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 	effects := func() map[string]int {
 		m := map[string]int{}
 		for _, task := range []string{"once", "always", "demo", "restore", "change"} {
-			m[task] = countRows(t, url, "SELECT count(*) FROM effects WHERE task = $1", task)
+			m[task] = pgtest.QueryInt(t, url, "SELECT count(*) FROM effects WHERE task = $1", task)
 		}
 		return m
 	}
@@ -128,7 +110,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 			t.Errorf("replica %d logged the always-task %d times", i, n)
 		}
 	}
-	if n := countRows(t, url, "SELECT attempts FROM uplink.schema_history WHERE line = 'tasks' AND key = 'always'"); n != replicas {
+	if n := pgtest.QueryInt(t, url, "SELECT attempts FROM uplink.schema_history WHERE line = 'tasks' AND key = 'always'"); n != replicas {
 		t.Errorf("always-task recorded %d attempts, want %d", n, replicas)
 	}
 
@@ -209,7 +191,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 		t.Errorf("tasks list: code %d\n%s", code, stdout)
 	}
 	code, stdout, stderr = runCLI(t, cli, "tasks", "run", "restore")
-	if code != exitOK || countRows(t, url, "SELECT count(*) FROM effects WHERE task = 'restore'") != 2 {
+	if code != exitOK || pgtest.QueryInt(t, url, "SELECT count(*) FROM effects WHERE task = 'restore'") != 2 {
 		t.Errorf("tasks run restore: code %d\n%s%s", code, stdout, stderr)
 	}
 	if code, _, stderr = runCLI(t, cli, "tasks", "run", "demo"); code != exitFailure || !strings.Contains(stderr, "hint: run it with --env dev") {
@@ -238,7 +220,7 @@ func TestProcessRequiredTaskFails(t *testing.T) {
 	if code, _, _ := p.get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz %d in phase error", code)
 	}
-	if n := countRows(t, url, "SELECT count(*) FROM uplink.schema_history WHERE line = 'tasks' AND outcome = 'failed' AND key = 'import'"); n != 1 {
+	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.schema_history WHERE line = 'tasks' AND outcome = 'failed' AND key = 'import'"); n != 1 {
 		t.Errorf("%d failed rows for the task", n)
 	}
 	p.stopOK(t)

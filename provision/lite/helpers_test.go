@@ -197,14 +197,6 @@ func exec1(t *testing.T, dsn provision.DSN, sql string, args ...any) {
 	})
 }
 
-func queryInt(t *testing.T, dsn provision.DSN, sql string) (n int) {
-	t.Helper()
-	withConn(t, dsn, func(ctx context.Context, conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, sql).Scan(&n)
-	})
-	return n
-}
-
 // initialized returns a data directory with a cluster, made by a cold
 // Provision and cleanly stopped, and the port it ran on.
 func initialized(t *testing.T) (dir string, port int) {
@@ -225,7 +217,7 @@ func comesBack(t *testing.T, dir, table string) testLite {
 	t.Helper()
 	l := newLite(t, dir, nil)
 	dsn := provisionOK(t, l)
-	if n := queryInt(t, dsn, "SELECT count(*) FROM "+table); n != 1 {
+	if n := pgtest.QueryInt(t, dsn.Secret(), "SELECT count(*) FROM "+table); n != 1 {
 		t.Fatalf("rows in %s after coming back: %d", table, n)
 	}
 	return l

@@ -58,7 +58,7 @@ func TestColdThenWarm(t *testing.T) {
 		if ci.PID != cold.pid() {
 			t.Errorf("ConnInfo.PID = %d, running postmaster is %d", ci.PID, cold.pid())
 		}
-		if n := queryInt(t, ci.URL(), "SELECT count(*) FROM kept"); n != 1 {
+		if n := pgtest.QueryInt(t, ci.URL().Secret(), "SELECT count(*) FROM kept"); n != 1 {
 			t.Errorf("over TCP: %d rows", n)
 		}
 		if ci.SocketDSN() != dsn {
@@ -90,12 +90,12 @@ func TestColdThenWarm(t *testing.T) {
 	if !hasStep(warm.steps(), StepCreateDatabase) {
 		t.Errorf("warm start steps %v: the changed password was not repaired", warm.steps())
 	}
-	if n := queryInt(t, dsn2, "SELECT count(*) FROM kept WHERE v = 'before restart'"); n != 1 {
+	if n := pgtest.QueryInt(t, dsn2.Secret(), "SELECT count(*) FROM kept WHERE v = 'before restart'"); n != 1 {
 		t.Fatalf("row written before the restart: found %d", n)
 	}
 	// The cold start renamed the postgres database into the application's
 	// and made a new one after Provision returned.
-	if n := queryInt(t, warm.superDSN(), "SELECT count(*) FROM pg_database WHERE datname IN ('postgres', 'uplink')"); n != 2 {
+	if n := pgtest.QueryInt(t, warm.superDSN().Secret(), "SELECT count(*) FROM pg_database WHERE datname IN ('postgres', 'uplink')"); n != 2 {
 		t.Errorf("databases postgres and uplink: %d of them", n)
 	}
 
@@ -225,7 +225,7 @@ func TestPostgresKilledIsRestarted(t *testing.T) {
 	testutil.Eventually(t, "a new postmaster, ready", time.Minute, func() bool {
 		return l.pid() != old && l.Status().Data["step"] == StepReady
 	})
-	if n := queryInt(t, dsn, "SELECT count(*) FROM t"); n != 1 {
+	if n := pgtest.QueryInt(t, dsn.Secret(), "SELECT count(*) FROM t"); n != 1 {
 		t.Fatalf("after restart: %d rows", n)
 	}
 	steps := l.steps()
@@ -409,7 +409,7 @@ func TestPortTakenMovesServer(t *testing.T) {
 	if !strings.Contains(l.logs.String(), "port taken") {
 		t.Error("the move was not logged")
 	}
-	queryInt(t, dsn, "SELECT 1")
+	pgtest.QueryInt(t, dsn.Secret(), "SELECT 1")
 }
 
 // TestStopEscalates: a server that ignores SIGINT and SIGQUIT (stopped

@@ -99,25 +99,26 @@ func start(t *testing.T, cfg boot.Config) *started {
 	if err := app.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	s := &started{app: app, base: "http://" + app.Addr().String(), logs: logs, stop: runInBackground(app)}
+	t.Cleanup(func() { s.stop() })
+	return s
+}
+
+// runInBackground runs app until stop is called. Stop cancels Run, waits
+// for it at most 30s and returns its error, the same on every call.
+func runInBackground(app *boot.App) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	s := &started{app: app, base: "http://" + app.Addr().String(), logs: logs}
-	s.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("Run did not return within 30s of cancel")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { s.stop() })
-	return s
+	return sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("Run did not return within 30s of cancel")
+		}
+	})
 }
 
 func (s *started) get(t *testing.T, path string) (int, string) {
@@ -131,12 +132,22 @@ func (s *started) get(t *testing.T, path string) (int, string) {
 
 func (s *started) snapshot(t *testing.T) status.Snapshot {
 	t.Helper()
-	_, body := s.get(t, "/status")
+	_, snap := getStatus(t, s.base)
+	return snap
+}
+
+// getStatus fetches base/status: its HTTP code and the snapshot.
+func getStatus(t *testing.T, base string) (int, status.Snapshot) {
+	t.Helper()
+	code, body, err := testutil.Get(base + "/status")
+	if err != nil {
+		t.Fatalf("GET /status: %v", err)
+	}
 	var snap status.Snapshot
 	if err := json.Unmarshal([]byte(body), &snap); err != nil {
 		t.Fatalf("/status is not JSON: %v\n%s", err, body)
 	}
-	return snap
+	return code, snap
 }
 
 // waitPhase polls /status until the phase is p or the bound passes, and

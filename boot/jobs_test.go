@@ -2,8 +2,6 @@ package boot_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -151,23 +149,7 @@ func run(t *testing.T, cfg boot.Config, setup func(*boot.App)) *running {
 	if err := app.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	r := &running{app: app, logs: logs}
-	var once sync.Once
-	var runErr error
-	r.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("Run did not return within 30s")
-			}
-		})
-		return runErr
-	}
+	r := &running{app: app, logs: logs, stop: runInBackground(app)}
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
@@ -470,19 +452,6 @@ func checkEndpointsWhileUp(t *testing.T, base string) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
-}
-
-func getStatus(t *testing.T, base string) (int, status.Snapshot) {
-	t.Helper()
-	code, body, err := testutil.Get(base + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var snap status.Snapshot
-	if err := json.Unmarshal([]byte(body), &snap); err != nil {
-		t.Fatal(err)
-	}
-	return code, snap
 }
 
 func TestLiteBacksUpWithRetention(t *testing.T) {

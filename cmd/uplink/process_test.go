@@ -21,7 +21,7 @@ import (
 // These tests run the real binary as a separate OS process: signals, exit
 // codes and timings are the process's own, not a goroutine's imitation.
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) { pgtest.Main(m, proctest.RemoveBuilds) }
 
 // proc is one running uplink process, built from this package once per
 // test run.

@@ -17,6 +17,8 @@ import (
 	"github.com/uplinkhq/uplink/internal/testutil"
 )
 
+func TestMain(m *testing.M) { pgtest.Main(m, proctest.RemoveBuilds) }
+
 // TestTodoApp builds the example, runs it as a real process in lite mode
 // (no database given: it runs its own), uses its API, watches its job run,
 // then stops it with SIGTERM while an HTTP request and a long job are

@@ -365,10 +365,15 @@ type sharedT struct{ testing.TB }
 
 func (sharedT) Cleanup(func()) {}
 
-// Main runs the tests, stops the shared server if one was started, and
-// exits. Use it as TestMain(m) { pgtest.Main(m) }.
-func Main(m *testing.M) {
+// Main runs the tests, then the after functions (cleanup that must outlive
+// every test, such as built executables), stops the shared server if one
+// was started, checks for leaked goroutines and exits. Use it as
+// TestMain(m) { pgtest.Main(m) }.
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	sharedMu.Lock()
 	if shared != nil {
 		shared.Stop()

@@ -32,8 +32,8 @@ var (
 // the first time a test of this binary asks for it, and returns the
 // executable's path. A failed build fails every test that asks.
 //
-// The executable stays in a temporary directory after the tests: a TestMain
-// through pgtest.Main exits without running anything after the tests.
+// The executable lives in a temporary directory until RemoveBuilds, which a
+// TestMain calls after the tests (pgtest.Main(m, proctest.RemoveBuilds)).
 func Build(t testing.TB, dir string) string {
 	t.Helper()
 	abs, err := filepath.Abs(dir)
@@ -64,6 +64,17 @@ func Build(t testing.TB, dir string) string {
 		t.Fatal(b.err)
 	}
 	return b.path
+}
+
+// RemoveBuilds deletes the executables Build made in this test binary.
+func RemoveBuilds() {
+	buildsMu.Lock()
+	defer buildsMu.Unlock()
+	for _, b := range builds {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
+	}
 }
 
 // Proc is a process started by Start.

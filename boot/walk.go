@@ -144,7 +144,11 @@ func (a *App) ping(ctx context.Context, pool *pgxpool.Pool) error {
 // watch pings the database once ready: losing it → degraded within a few
 // seconds; its return → ready, without restarting anything.
 func (a *App) watch(ctx context.Context, failed <-chan error) {
-	t := time.NewTicker(a.cfg.WatchInterval)
+	// While the database is lost it is pinged four times as often: each
+	// ping is one refused connect, and the time back to ready is bounded
+	// by the interval.
+	downInterval := a.cfg.WatchInterval / 4
+	t := time.NewTimer(a.cfg.WatchInterval)
 	defer t.Stop()
 	pool := a.Pool()
 	a.mu.Lock()
@@ -169,6 +173,7 @@ func (a *App) watch(ctx context.Context, failed <-chan error) {
 		}
 		now := time.Now()
 		if err == nil {
+			t.Reset(a.cfg.WatchInterval)
 			if down != nil {
 				a.mu.Lock()
 				a.dbDown = nil
@@ -183,10 +188,11 @@ func (a *App) watch(ctx context.Context, failed <-chan error) {
 		if lost {
 			down = &status.Check{Status: status.Fail, Since: now}
 		}
-		down.Detail = "database unreachable; pinging every " + a.cfg.WatchInterval.String()
+		t.Reset(downInterval)
+		down.Detail = "database unreachable; pinging every " + downInterval.String()
 		down.LastError, down.LastErrorAt = msg, now
 		down.Attempts++
-		down.NextRetry = now.Add(a.cfg.WatchInterval)
+		down.NextRetry = now.Add(downInterval)
 		c := *down
 		a.mu.Lock()
 		a.dbDown = &c

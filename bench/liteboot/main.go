@@ -68,8 +68,9 @@ func main() {
 	}
 
 	ur := &uplinkRun{bin: *uplinkBin}
+	var floorInitdb stats.Sample
 	contenders := []*contender{
-		{name: "floor (initdb + postgres + SELECT 1 by hand)", run: floor{binDir: binDir, user: user}.run},
+		{name: "floor (initdb + postgres + SELECT 1 by hand)", run: floor{binDir: binDir, user: user, initdb: &floorInitdb}.run},
 		{name: "uplink serve → /readyz 200", run: ur.run},
 		{name: "embedded-postgres (same binaries)", run: epg{helper: *epgBin, binDir: binDir, user: user}.run},
 	}
@@ -150,6 +151,8 @@ func main() {
 		verdict("warm, provisioning only", provWarm, floorC.warm, 1.3)
 	}
 	fmt.Println()
+	fmt.Printf("The floor's initdb alone: median %s (%s) over %d cold runs; compare uplink's \"step initdb\" segment below.\n\n",
+		stats.Dur(floorInitdb.Median()), floorInitdb.Spread(), len(floorInitdb))
 	printProfile(ur.profiles)
 	fmt.Println()
 	fmt.Println("Load while measuring: " + loadSummary + ".")
@@ -176,6 +179,7 @@ func rotate[T any](s []T, n int) {
 type floor struct {
 	binDir string
 	user   *pgrun.User
+	initdb *stats.Sample // how long each cold run's initdb took
 }
 
 const floorPassword = "floor-password"
@@ -223,6 +227,7 @@ func (f floor) run(dir string, cold bool) (time.Duration, error) {
 			w.Close()
 			return 0, fmt.Errorf("initdb: %v: %s", err, out)
 		}
+		*f.initdb = append(*f.initdb, time.Since(began))
 	}
 	// provision/lite's serverArgs (postmaster.go), setting for setting.
 	cmd := f.user.Command(filepath.Join(f.binDir, "postgres"),

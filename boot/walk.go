@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/uplinkhq/uplink/internal/backoff"
 	"github.com/uplinkhq/uplink/provision"
 	"github.com/uplinkhq/uplink/status"
 )
@@ -83,7 +83,6 @@ func (a *App) provisioner() (provision.Provisioner, error) {
 // a way a person must fix (false, phase error). Other failures are
 // retried with capped, jittered back-off, shown in the step's check.
 func (a *App) retry(ctx context.Context, check string, run func(context.Context) error) bool {
-	b := a.backoff()
 	defer a.setRetry(check, nil)
 	for attempt := 1; ; attempt++ {
 		err := run(ctx)
@@ -97,7 +96,7 @@ func (a *App) retry(ctx context.Context, check string, run func(context.Context)
 			a.fail(err)
 			return false
 		}
-		wait := b.NextBackOff()
+		wait := backoff.Exp(attempt, a.cfg.RetryMin, a.cfg.RetryMax)
 		msg := provision.Redact(err.Error())
 		a.setRetry(check, &status.Check{
 			Status: status.Warn, Detail: "retrying after a failure that may fix itself",
@@ -110,13 +109,6 @@ func (a *App) retry(ctx context.Context, check string, run func(context.Context)
 		case <-time.After(wait):
 		}
 	}
-}
-
-func (a *App) backoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval, b.MaxInterval = a.cfg.RetryMin, a.cfg.RetryMax
-	b.Multiplier, b.RandomizationFactor = 2, 0.2
-	return b
 }
 
 // fail moves to phase error: the walk stops until a person acts and

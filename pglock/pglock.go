@@ -6,10 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/uplinkhq/uplink/internal/backoff"
 )
 
 // Key derives the advisory-lock key that protects table schema.table in
@@ -130,7 +131,6 @@ type Lock struct {
 func Acquire(ctx context.Context, conn *pgx.Conn, key int64, opts Options) (*Lock, error) {
 	opts = opts.withDefaults()
 	start := time.Now()
-	backoff := opts.MinBackoff
 	var nextReport time.Time // zero: report on first contention
 	for polls := 1; ; polls++ {
 		var ok bool
@@ -164,9 +164,8 @@ func Acquire(ctx context.Context, conn *pgx.Conn, key int64, opts Options) (*Loc
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
-		case <-time.After(backoff/2 + rand.N(backoff/2+1)):
+		case <-time.After(backoff.Exp(polls, opts.MinBackoff, opts.MaxBackoff)):
 		}
-		backoff = min(2*backoff, opts.MaxBackoff)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -68,16 +67,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.Now = time.Now
 	}
 	return c, nil
-}
-
-// backoff returns the jittered wait after the n-th failure in a row (n ≥ 1).
-func (c *Config) backoff(n int) time.Duration {
-	d := c.MinBackoff
-	for i := 1; i < n && d < c.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
 }
 
 // CrashLoopError is why a service was given up on. Failed delivers it

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/uplinkhq/uplink/internal/backoff"
 	"github.com/uplinkhq/uplink/status"
 )
 
@@ -213,7 +214,7 @@ func (u *unit) failure(err error, ranFor time.Duration) (wait time.Duration, giv
 		}
 	}
 	if loop == nil {
-		wait = cfg.backoff(attempt)
+		wait = backoff.Exp(attempt, cfg.MinBackoff, cfg.MaxBackoff)
 		note := "restarting after a crash"
 		if outage {
 			note = "restarting after an outage"

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/uplinkhq/uplink/internal/backoff"
 	"github.com/uplinkhq/uplink/internal/pgbin"
 	"github.com/uplinkhq/uplink/internal/runas"
 	"github.com/uplinkhq/uplink/provision"
@@ -595,7 +596,7 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 			l.failedOnce.Do(func() { l.failed <- err })
 			return
 		}
-		delay := backoff(len(failures), l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax)
+		delay := backoff.Exp(len(failures), l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax)
 		l.tr.restarting(len(failures), now.Add(delay), cause, l.tail())
 		t := time.NewTimer(delay)
 		select {

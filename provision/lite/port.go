@@ -1,10 +1,8 @@
 package lite
 
 import (
-	"math/rand/v2"
 	"net"
 	"strconv"
-	"time"
 )
 
 // freePort asks the kernel for a free port on 127.0.0.1. Another program
@@ -26,16 +24,4 @@ func portFree(port int) bool {
 	}
 	ln.Close()
 	return true
-}
-
-// backoff is the wait before restart number n (from 1): lo doubled per
-// earlier failure, capped at hi, plus up to a fifth more so that many
-// Uplinks on one host do not restart in step.
-func backoff(n int, lo, hi time.Duration) time.Duration {
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	return d + rand.N(d/5+1)
 }

@@ -53,15 +53,6 @@ func TestDefaultDataDir(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 5: 16 * time.Second, 6: 30 * time.Second, 50: 30 * time.Second} {
-		got := backoff(n, time.Second, 30*time.Second)
-		if got < want || got > want+want/5 {
-			t.Errorf("backoff(%d) = %v, want %v plus at most a fifth", n, got, want)
-		}
-	}
-}
-
 func TestSocketDSNRoundTrip(t *testing.T) {
 	dsn := socketDSN("/var/lib/up link/pg/run", 5432, "it's", `pa\ss`, "db")
 	cfg, err := pgx.ParseConfig(dsn.Secret())

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/uplinkhq/uplink/internal/backoff"
 	"github.com/uplinkhq/uplink/provision"
 	"github.com/uplinkhq/uplink/status"
 )
@@ -184,7 +184,7 @@ func (p *Pro) Provision(ctx context.Context) (provision.DSN, error) {
 			p.needsAction(ae, attempt)
 			return "", ae
 		}
-		wait := backoff(attempt, p.cfg.InitialBackoff, p.cfg.MaxBackoff, rand.Float64())
+		wait := backoff.Exp(attempt, p.cfg.InitialBackoff, p.cfg.MaxBackoff)
 		p.retrying(v, p.redacted(err).Error(), attempt, wait, warned)
 		timer := time.NewTimer(wait)
 		select {
@@ -217,18 +217,6 @@ func (p *Pro) probe(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("server_version_num %q is not a number: %w", s, err)
 	}
 	return num, nil
-}
-
-// backoff is the wait after failed attempt n (from 1): initial doubled per
-// further attempt, capped at max, then cut by a random part of up to half
-// (r in [0,1)) so that replicas which failed together retry apart.
-func backoff(n int, initial, max time.Duration, r float64) time.Duration {
-	d := initial
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d - time.Duration(r*float64(d/2))
 }
 
 // maxWarned bounds the memory of problems already warned about, should an

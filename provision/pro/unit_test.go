@@ -10,29 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
-
-func TestBackoff(t *testing.T) {
-	const s = time.Second
-	cases := []struct {
-		n    int
-		r    float64
-		want time.Duration
-	}{
-		{1, 0, 1 * s}, {2, 0, 2 * s}, {3, 0, 4 * s}, {5, 0, 16 * s},
-		{6, 0, 30 * s}, {7, 0, 30 * s}, {1000, 0, 30 * s}, // capped, and no overflow
-		{1, 0.5, 750 * time.Millisecond}, {6, 0.5, 22500 * time.Millisecond},
-		{6, 0.999999, 15*s + 15*time.Microsecond},
-	}
-	for _, c := range cases {
-		if got := backoff(c.n, s, 30*s, c.r); got != c.want {
-			t.Errorf("backoff(%d, r=%v) = %s, want %s", c.n, c.r, got, c.want)
-		}
-	}
-}
 
 // No server older than 13 can run here (the test machine has one
 // PostgreSQL), so the version decision is tested on numbers alone.

@@ -596,7 +596,10 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 			l.failedOnce.Do(func() { l.failed <- err })
 			return
 		}
-		delay := backoff.Exp(len(failures), l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax)
+		// Never under RestartBackoffMin, which Exp's jitter would go to
+		// half of: a server back within a second could come and go
+		// between two of boot's pings, unseen.
+		delay := max(backoff.Exp(len(failures), l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax), l.cfg.RestartBackoffMin)
 		l.tr.restarting(len(failures), now.Add(delay), cause, l.tail())
 		t := time.NewTimer(delay)
 		select {

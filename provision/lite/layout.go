@@ -45,8 +45,9 @@ func LayoutOf(dataDir string) Layout {
 	}
 }
 
-// initdbPwfile is where the password is handed to initdb, readable by the
-// postgres user, for the few hundred milliseconds initdb needs it.
+// initdbPwfile is where initdb finds the superuser's password, as a SCRAM
+// verifier (see Lite.initdb), readable by the postgres user for the
+// second initdb needs it.
 func (l Layout) initdbPwfile() string { return filepath.Join(l.PG, ".initdb-pwfile") }
 
 // maxSocketPath is the longest unix socket path Linux accepts

@@ -288,6 +288,9 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	// Closed now: while it is connected to template1, no database can be
 	// created from it.
 	conn.Close(context.WithoutCancel(ctx))
+	if app.rehashed {
+		l.log.Info("rewrote the postgres role's password verifier with fewer SCRAM iterations, for quicker logins", "iterations", superIterations)
+	}
 	if app.changed {
 		// Recorded after the fact: the step is quick, and the history
 		// should show that this start made the role or database.
@@ -443,8 +446,12 @@ func (l *Lite) initdb(ctx context.Context, rp runParams) error {
 	if err := rp.user.Chown(target); err != nil {
 		return err
 	}
+	// initdb sets the superuser's password with ALTER ROLE ... PASSWORD,
+	// which stores a SCRAM verifier as it is: so initdb gets the verifier
+	// with superIterations, never the password, and the logins of every
+	// start are cheap from the first (see roles.go).
 	pwfile := l.lay.initdbPwfile()
-	if err := os.WriteFile(pwfile, []byte(rp.password+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(pwfile, []byte(scramVerifier(rp.password, superIterations)+"\n"), 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(pwfile)
@@ -546,12 +553,13 @@ func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (
 		if err != nil {
 			return err
 		}
-		if _, err = conn.Exec(ctx, "SELECT 1"); err != nil || withConn == nil {
-			conn.Close(ctx)
-			return err
+		if withConn != nil { // its first query proves the server answers
+			withConn(conn)
+			return nil
 		}
-		withConn(conn)
-		return nil
+		_, err = conn.Exec(ctx, "SELECT 1")
+		conn.Close(ctx)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, errExited) {

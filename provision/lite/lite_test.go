@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/runas"
 	"github.com/uplinkhq/uplink/internal/testutil"
@@ -590,5 +592,63 @@ func TestWrongPasswordFile(t *testing.T) {
 	}
 	if raw, _ := os.ReadFile(pwPath); string(raw) != "not-the-password\n" {
 		t.Errorf("password file changed to %q", raw)
+	}
+}
+
+// TestScramIterations: the superuser's verifier has superIterations from
+// initdb on, the application role's keeps PostgreSQL's 4096 for clients
+// that refuse fewer, both log in, and a cluster made before (superuser at
+// 4096) is rewritten once, without the password reaching any log.
+func TestScramIterations(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	cold := newLite(t, dir, nil)
+	dsn := provisionOK(t, cold)
+	pw := cold.run.password
+	iterations := func(l testLite) (super, app int) {
+		t.Helper()
+		withConn(t, l.superDSN(), func(ctx context.Context, conn *pgx.Conn) error {
+			var sv, av string
+			err := conn.QueryRow(ctx, `SELECT (SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'),
+				(SELECT rolpassword FROM pg_authid WHERE rolname = 'uplink')`).Scan(&sv, &av)
+			super, _, _ = parseScram(sv)
+			app, _, _ = parseScram(av)
+			if !scramMatches(sv, pw) || !scramMatches(av, pw) {
+				t.Errorf("a verifier does not match pg/password: %q, %q", sv, av)
+			}
+			return err
+		})
+		return super, app
+	}
+	if super, app := iterations(cold); super != superIterations || app != appIterations {
+		t.Errorf("after initdb: superuser %d iterations, application role %d; want %d and %d", super, app, superIterations, appIterations)
+	}
+	exec1(t, dsn, "SELECT 1") // the application role logs in
+
+	// A cluster from before: initdb's own verifier for the superuser.
+	exec1(t, cold.superDSN(), "ALTER ROLE postgres PASSWORD "+quoteLiteral(scramVerifier(pw, 4096)))
+	if err := cold.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const rewrote = "rewrote the postgres role's password verifier"
+	for i, want := range []int{1, 0} { // rewritten by the first start only
+		l := newLite(t, dir, nil)
+		provisionOK(t, l)
+		if n := strings.Count(l.logs.String(), rewrote); n != want {
+			t.Errorf("start %d after the old cluster: %d log lines %q, want %d", i+1, n, rewrote, want)
+		}
+		if super, app := iterations(l); super != superIterations || app != appIterations {
+			t.Errorf("start %d: superuser %d iterations, application role %d", i+1, super, app)
+		}
+		if hasStep(l.steps(), StepCreateDatabase) {
+			t.Errorf("start %d: steps %v; the rewrite is not a repair of the application's role", i+1, l.steps())
+		}
+		serverLog, _ := os.ReadFile(LayoutOf(dir).LogFile)
+		if strings.Contains(l.logs.String()+string(serverLog), pw) {
+			t.Errorf("start %d: the password is in a log", i+1)
+		}
+		if err := l.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

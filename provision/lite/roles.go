@@ -63,58 +63,93 @@ const maintenanceDB = "template1"
 
 // appResult says what ensureApp did.
 type appResult struct {
-	changed        bool // created or repaired something
+	changed        bool // created or repaired the application's role or database
+	rehashed       bool // rewrote the superuser's verifier with superIterations
 	needPostgresDB bool // the cluster has no postgres database
 }
 
 // ensureApp creates the application role and database when missing, and
 // makes the role's password the one in pg/password again if someone
-// changed it.
+// changed it. It also rewrites the superuser's verifier with
+// superIterations when it has more and matches pg/password: clusters made
+// before Uplink handed initdb a verifier (see Lite.initdb) carry initdb's
+// 4096, and every start logs in as the superuser.
 //
 // On a cluster initdb has just made, the application database is the
 // empty postgres database renamed, which is instant, where CREATE
 // DATABASE copies template1 and syncs it: about 15% of a cold boot. The
 // caller creates a new postgres database afterwards, off the boot path,
 // for the tools that expect one.
+//
+// The role and ownership changes commit together: one WAL flush instead
+// of one per statement.
 func ensureApp(ctx context.Context, conn *pgx.Conn, role, db, password string, fresh bool) (appResult, error) {
 	var res appResult
-	var verifier *string
+	var verifier, superVerifier *string
 	var dbExists, postgresExists bool
 	err := conn.QueryRow(ctx, `SELECT
 		(SELECT rolpassword FROM pg_authid WHERE rolname = $1),
+		(SELECT rolpassword FROM pg_authid WHERE rolname = $3),
 		EXISTS (SELECT FROM pg_database WHERE datname = $2),
-		EXISTS (SELECT FROM pg_database WHERE datname = 'postgres')`, role, db).Scan(&verifier, &dbExists, &postgresExists)
+		EXISTS (SELECT FROM pg_database WHERE datname = 'postgres')`, role, db, superuser).Scan(&verifier, &superVerifier, &dbExists, &postgresExists)
 	if err != nil {
 		return res, fmt.Errorf("look up role %s and database %s: %w", role, db, err)
 	}
 	roleIdent, dbIdent := pgx.Identifier{role}.Sanitize(), pgx.Identifier{db}.Sanitize()
-	var stmts []string
-	// The password goes over as a SCRAM verifier, never in clear text: a
-	// failed statement is written to the server log whole.
+	// app and rehash may share one transaction; CREATE DATABASE cannot
+	// run in one.
+	var app, rehash []string
+	var createDB string
+	// Passwords go over as SCRAM verifiers, never in clear text: a failed
+	// statement is written to the server log whole.
 	switch {
 	case verifier == nil:
-		stmts = append(stmts, "CREATE ROLE "+roleIdent+" LOGIN PASSWORD "+quoteLiteral(scramVerifier(password)))
+		app = append(app, "CREATE ROLE "+roleIdent+" LOGIN PASSWORD "+quoteLiteral(scramVerifier(password, appIterations)))
 	case !scramMatches(*verifier, password):
-		stmts = append(stmts, "ALTER ROLE "+roleIdent+" LOGIN PASSWORD "+quoteLiteral(scramVerifier(password)))
+		app = append(app, "ALTER ROLE "+roleIdent+" LOGIN PASSWORD "+quoteLiteral(scramVerifier(password, appIterations)))
+	}
+	if superVerifier != nil && role != superuser {
+		if iter, _, ok := parseScram(*superVerifier); ok && iter > superIterations && scramMatches(*superVerifier, password) {
+			rehash = append(rehash, "ALTER ROLE "+superuser+" PASSWORD "+quoteLiteral(scramVerifier(password, superIterations)))
+		}
 	}
 	switch {
 	case fresh && !dbExists && postgresExists:
-		stmts = append(stmts, "ALTER DATABASE postgres RENAME TO "+dbIdent, "ALTER DATABASE "+dbIdent+" OWNER TO "+roleIdent)
+		app = append(app, "ALTER DATABASE postgres RENAME TO "+dbIdent, "ALTER DATABASE "+dbIdent+" OWNER TO "+roleIdent)
 		postgresExists = false
 	case fresh && dbExists: // Database "postgres" (or template1): still the role's
-		stmts = append(stmts, "ALTER DATABASE "+dbIdent+" OWNER TO "+roleIdent)
+		app = append(app, "ALTER DATABASE "+dbIdent+" OWNER TO "+roleIdent)
 	case !dbExists:
-		stmts = append(stmts, "CREATE DATABASE "+dbIdent+" OWNER "+roleIdent)
+		createDB = "CREATE DATABASE " + dbIdent + " OWNER " + roleIdent
 	}
-	for _, stmt := range stmts {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
-			verb, _, _ := strings.Cut(stmt, " PASSWORD")
-			return res, fmt.Errorf("%s: %w", verb, err)
+	if inTx := append(app, rehash...); len(inTx) > 0 {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			for _, stmt := range inTx {
+				if _, err := tx.Exec(ctx, stmt); err != nil {
+					return fmt.Errorf("%s: %w", statementVerb(stmt), err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return res, err
 		}
 	}
-	res.changed = len(stmts) > 0
+	if createDB != "" {
+		if _, err := conn.Exec(ctx, createDB); err != nil {
+			return res, fmt.Errorf("%s: %w", statementVerb(createDB), err)
+		}
+	}
+	res.changed = len(app) > 0 || createDB != ""
+	res.rehashed = len(rehash) > 0
 	res.needPostgresDB = !postgresExists
 	return res, nil
+}
+
+// statementVerb is stmt up to any password, for error messages.
+func statementVerb(stmt string) string {
+	verb, _, _ := strings.Cut(stmt, " PASSWORD")
+	return verb
 }
 
 // createPostgresDB gives the cluster back the postgres database that
@@ -135,14 +170,32 @@ func createPostgresDB(ctx context.Context, dsn provision.DSN) error {
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-const scramIterations = 4096 // PostgreSQL's default scram_iterations
+// SCRAM iteration counts. The cost of a login is the client's PBKDF2 over
+// the iteration count, on every new connection: about 3 ms at 4096 with
+// pgx on a small VM, against nothing at 16. Lite's passwords are 24
+// random bytes, so no count makes guessing them any more or less
+// feasible; what decides each count is which clients must log in.
+const (
+	// appIterations is PostgreSQL's own default, for the application
+	// role: its DSN goes to the application, to startup tasks and hooks
+	// and to tools (uplink db url), in any language, and some SCRAM
+	// clients refuse fewer than RFC 7677's 4096 (pgJDBC before ongres
+	// scram 3, Bun's SQL client).
+	appIterations = 4096
+	// superIterations is for the postgres superuser, which only Uplink
+	// (pgx) and an operator's psql use, and which Uplink logs in as on
+	// every start and restart.
+	superIterations = 16
+)
 
 // scramVerifier computes what PostgreSQL stores for a SCRAM-SHA-256
-// password (RFC 5802, RFC 7677): SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>.
-func scramVerifier(password string) string {
+// password (RFC 5802, RFC 7677), with a random salt:
+// SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>. PostgreSQL stores a
+// password given in this form as it is.
+func scramVerifier(password string, iter int) string {
 	salt := make([]byte, 16)
 	rand.Read(salt)
-	return scramFor(password, salt, scramIterations)
+	return scramFor(password, salt, iter)
 }
 
 func scramFor(password string, salt []byte, iter int) string {
@@ -154,23 +207,33 @@ func scramFor(password string, salt []byte, iter int) string {
 	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iter, b64(salt), b64(storedKey[:]), b64(serverKey))
 }
 
-// scramMatches reports whether a stored verifier was made from password.
-func scramMatches(stored, password string) bool {
+// parseScram returns the iteration count and salt of a stored verifier.
+func parseScram(stored string) (iter int, salt []byte, ok bool) {
 	rest, ok := strings.CutPrefix(stored, "SCRAM-SHA-256$")
 	if !ok {
-		return false
+		return 0, nil, false
 	}
 	iterSalt, _, ok := strings.Cut(rest, "$")
 	if !ok {
-		return false
+		return 0, nil, false
 	}
 	iterStr, saltB64, ok := strings.Cut(iterSalt, ":")
 	iter, err := strconv.Atoi(iterStr)
 	if !ok || err != nil || iter <= 0 {
-		return false
+		return 0, nil, false
 	}
-	salt, err := base64.StdEncoding.DecodeString(saltB64)
+	salt, err = base64.StdEncoding.DecodeString(saltB64)
 	if err != nil {
+		return 0, nil, false
+	}
+	return iter, salt, true
+}
+
+// scramMatches reports whether a stored verifier was made from password.
+// It costs one PBKDF2 at the verifier's iteration count.
+func scramMatches(stored, password string) bool {
+	iter, salt, ok := parseScram(stored)
+	if !ok {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(scramFor(password, salt, iter)), []byte(stored)) == 1

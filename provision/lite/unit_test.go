@@ -68,12 +68,17 @@ func TestSocketDSNRoundTrip(t *testing.T) {
 }
 
 func TestScramVerifier(t *testing.T) {
-	v := scramVerifier("secret")
-	if !strings.HasPrefix(v, "SCRAM-SHA-256$4096:") || !scramMatches(v, "secret") || scramMatches(v, "Secret") {
-		t.Errorf("verifier %q", v)
-	}
-	if scramVerifier("secret") == v {
-		t.Error("same salt twice")
+	for iter, prefix := range map[int]string{appIterations: "SCRAM-SHA-256$4096:", superIterations: "SCRAM-SHA-256$16:"} {
+		v := scramVerifier("secret", iter)
+		if !strings.HasPrefix(v, prefix) || !scramMatches(v, "secret") || scramMatches(v, "Secret") {
+			t.Errorf("verifier %q", v)
+		}
+		if got, _, ok := parseScram(v); !ok || got != iter {
+			t.Errorf("parseScram(%q) = %d, %v; want %d", v, got, ok, iter)
+		}
+		if scramVerifier("secret", iter) == v {
+			t.Error("same salt twice")
+		}
 	}
 	// A verifier made by PostgreSQL 15 for the password "postgres".
 	const pg = "SCRAM-SHA-256$4096:s0B/9/mqnrw218nbXPh68Q==$yXl8se7/Qhi+5/zcnE23fDxdkY5PaVxSO+eZhGoJHIY=:kRyE5Nd/98IsZv3Vs5CDq8aWTY7e3+O143aORRQBKCc="

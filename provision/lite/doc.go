@@ -35,7 +35,8 @@
 //	create-database first start: the application role, and the application
 //	   │            database, which on a fresh cluster is its empty postgres
 //	   │            database renamed (instant; a new postgres database is made
-//	   │            after Provision returns, for the tools that expect one)
+//	   │            5 s after Provision returns, off boot's way, for the
+//	   │            tools that expect one)
 //	   ▼
 //	ready ──────────► Provision returns a DSN over the unix socket
 //	   │

@@ -136,6 +136,9 @@ func newLite(t *testing.T, dir string, tweak func(*Config)) testLite {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The postgres database at once, so that tests see it; its delay has
+	// a test of its own.
+	l.postgresDBDelay = 0
 	// Never install from a test: the binaries are there or the test is
 	// skipped (pgtest.Binaries).
 	l.installer.Run = func(context.Context, io.Writer, []string, ...string) error {

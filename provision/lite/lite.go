@@ -37,6 +37,9 @@ type Lite struct {
 	installer *pgbin.Installer
 	creator   *runas.Creator
 	deathSig  syscall.Signal // sent to the postmaster if Uplink dies
+	// postgresDBDelay is how long after Provision returns the postgres
+	// database is made again (see restorePostgresDB).
+	postgresDBDelay time.Duration
 
 	mu         sync.Mutex
 	provCancel context.CancelCauseFunc // set while Provision runs
@@ -82,6 +85,8 @@ func New(cfg Config) (*Lite, error) {
 		failed:   make(chan error, 1),
 		creator:  &runas.Creator{},
 		deathSig: syscall.SIGINT,
+
+		postgresDBDelay: postgresDBDelay,
 	}
 	l.installer = &pgbin.Installer{
 		Never:  cfg.Install == InstallNever,
@@ -306,12 +311,7 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	l.mu.Lock()
 	l.superStop, l.superDone = superStop, superDone
 	l.mu.Unlock()
-	go func() {
-		if app.needPostgresDB {
-			l.restorePostgresDB(superCtx)
-		}
-		l.supervise(superCtx, pm, superDone)
-	}()
+	go l.supervise(superCtx, pm, superDone, app.needPostgresDB)
 	return socketDSN(l.lay.Run, sp.rp.port, l.cfg.User, sp.rp.password, l.cfg.Database), nil
 }
 
@@ -573,15 +573,31 @@ func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (
 
 // supervise restarts the server whenever it dies, until ctx ends or the
 // failures exceed the limit. The port stays the same: the DSN handed out
-// names it (the socket file is called after it).
-func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}) {
+// names it (the socket file is called after it). With needPostgresDB, it
+// also makes the postgres database, postgresDBDelay after it begins.
+func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}, needPostgresDB bool) {
 	defer close(done)
+	var restoreDB <-chan time.Time
+	if needPostgresDB {
+		t := time.NewTimer(l.postgresDBDelay)
+		defer t.Stop()
+		restoreDB = t.C
+	}
 	var failures []time.Time
 	exited, cause := pm.exited, ""
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-restoreDB:
+			if pm == nil || !pm.alive() {
+				// Down: the restart below comes first, then a new wait.
+				restoreDB = time.After(l.postgresDBDelay)
+				continue
+			}
+			restoreDB = nil
+			l.restorePostgresDB(ctx)
+			continue
 		case <-exited:
 		}
 		if pm != nil {
@@ -641,8 +657,24 @@ func (l *Lite) superDSN() provision.DSN {
 	return socketDSN(l.lay.Run, rp.port, superuser, rp.password, maintenanceDB)
 }
 
-// restorePostgresDB runs on the supervisor's goroutine, after Provision
-// has returned, so Stop waits for it. A failure costs only convenience.
+// postgresDBDelay is the quiet period before the postgres database is made
+// again on a fresh cluster. CREATE DATABASE copies template1 and syncs
+// it, 90-130 ms of work on a 2-core machine: started as soon as Provision
+// returned, it competed for the cores with boot's migrations, on the way
+// to ready. Five seconds is well after boot is ready on any machine
+// Uplink targets (a cold boot's work after provisioning takes a fifth of
+// a second here), and soon enough for an operator's psql.
+const postgresDBDelay = 5 * time.Second
+
+// restorePostgresDB runs on the supervisor's goroutine, so Stop waits for
+// it, and Stop's cancel ends it. It never leaves half a database: CREATE
+// DATABASE is one transaction, and a cancelled or interrupted one (Stop's
+// fast shutdown terminates its backend) removes what it copied; a server
+// killed meanwhile can leave copied files behind, but no database.
+//
+// A failure, or a process that stops first, costs only convenience: the
+// next start tries again. Tools that find no postgres database meanwhile
+// say so (psql), or fall back to template1 (pg_dumpall).
 func (l *Lite) restorePostgresDB(ctx context.Context) {
 	if err := createPostgresDB(ctx, l.superDSN()); err != nil && ctx.Err() == nil {
 		l.log.Warn("could not create the postgres database (tools expect it; nothing else does)", "err", err)

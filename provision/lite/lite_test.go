@@ -652,3 +652,34 @@ func TestScramIterations(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresDBAfterQuietPeriod: on a fresh cluster the postgres database
+// is made after postgresDBDelay, not while boot migrates; a Stop before
+// then does not wait for it, and the next start makes it.
+func TestPostgresDBAfterQuietPeriod(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	postgresDB := func(l testLite) int {
+		return pgtest.QueryInt(t, l.superDSN().Secret(), "SELECT count(*) FROM pg_database WHERE datname = 'postgres'")
+	}
+	cold := newLite(t, dir, nil)
+	cold.postgresDBDelay = time.Hour
+	provisionOK(t, cold)
+	if n := postgresDB(cold); n != 0 {
+		t.Errorf("postgres database made before the quiet period: %d", n)
+	}
+	began := time.Now()
+	if err := cold.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > 30*time.Second {
+		t.Errorf("Stop took %v: it waited for the postgres database", d)
+	}
+
+	warm := newLite(t, dir, nil) // postgresDBDelay 0
+	provisionOK(t, warm)
+	testutil.Eventually(t, "the postgres database", 30*time.Second, func() bool { return postgresDB(warm) == 1 })
+	if strings.Contains(warm.logs.String(), "could not create the postgres database") {
+		t.Errorf("log:\n%s", warm.logs.String())
+	}
+}

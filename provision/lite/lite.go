@@ -280,8 +280,17 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	l.serverLog, l.run = srvLog, sp.rp
 	l.mu.Unlock()
 
+	// On an existing cluster, the first connection goes to the
+	// application's database: the first backend in a database after a
+	// server start rebuilds that database's relation cache file, and
+	// doing it here spares boot's first connection, a few milliseconds.
+	// A fresh cluster has no application database yet.
+	db := maintenanceDB
+	if sp.cluster == clusterExists {
+		db = l.cfg.Database
+	}
 	var conn *pgx.Conn
-	pm, err := l.start(ctx, StepStart, func(c *pgx.Conn) { conn = c })
+	pm, err := l.start(ctx, StepStart, db, func(c *pgx.Conn) { conn = c })
 	if err != nil {
 		return "", err
 	}
@@ -291,7 +300,7 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 
 	app, err := ensureApp(ctx, conn, l.cfg.User, l.cfg.Database, sp.rp.password, sp.cluster == noCluster)
 	// Closed now: while it is connected to template1, no database can be
-	// created from it.
+	// created from it, and the application's cannot be renamed.
 	conn.Close(context.WithoutCancel(ctx))
 	if app.rehashed {
 		l.log.Info("rewrote the postgres role's password verifier with fewer SCRAM iterations, for quicker logins", "iterations", superIterations)
@@ -533,10 +542,11 @@ func (l *Lite) pickPort(st *state, bin pgbin.Binaries) error {
 }
 
 // start runs the server and waits until it accepts the superuser over the
-// socket. withConn, if set, receives that first connection; otherwise it
-// is closed. A server that fails to come up is stopped before start
+// socket, in database db, else (db missing or closed) in template1.
+// withConn, if set, receives that first connection; otherwise it is
+// closed. A server that fails to come up is stopped before start
 // returns, and returned too, so the supervisor can count its failure.
-func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (*postmaster, error) {
+func (l *Lite) start(ctx context.Context, step Step, db string, withConn func(*pgx.Conn)) (*postmaster, error) {
 	l.mu.Lock()
 	rp, srvLog := l.run, l.serverLog
 	l.mu.Unlock()
@@ -545,11 +555,13 @@ func (l *Lite) start(ctx context.Context, step Step, withConn func(*pgx.Conn)) (
 	if err != nil {
 		return nil, err
 	}
-	super := l.superDSN()
 	err = pm.waitReady(ctx, l.cfg.StartTimeout, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		conn, err := connect(ctx, super)
+		conn, err := connect(ctx, l.superDSNIn(db))
+		if db != maintenanceDB && cannotEnter(err) {
+			conn, err = connect(ctx, l.superDSN())
+		}
 		if err != nil {
 			return err
 		}
@@ -632,7 +644,7 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 			return
 		case <-t.C:
 		}
-		next, err := l.start(ctx, StepStart, nil)
+		next, err := l.start(ctx, StepStart, maintenanceDB, nil)
 		switch {
 		case err == nil:
 			pm, exited = next, next.exited
@@ -650,11 +662,13 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 
 // superDSN reaches the maintenance database as the superuser, over the
 // socket.
-func (l *Lite) superDSN() provision.DSN {
+func (l *Lite) superDSN() provision.DSN { return l.superDSNIn(maintenanceDB) }
+
+func (l *Lite) superDSNIn(db string) provision.DSN {
 	l.mu.Lock()
 	rp := l.run
 	l.mu.Unlock()
-	return socketDSN(l.lay.Run, rp.port, superuser, rp.password, maintenanceDB)
+	return socketDSN(l.lay.Run, rp.port, superuser, rp.password, db)
 }
 
 // postgresDBDelay is the quiet period before the postgres database is made

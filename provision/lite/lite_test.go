@@ -683,3 +683,28 @@ func TestPostgresDBAfterQuietPeriod(t *testing.T) {
 		t.Errorf("log:\n%s", warm.logs.String())
 	}
 }
+
+// TestWarmStartWithoutAppDatabase: the first connection of a warm start
+// goes to the application's database; when someone dropped it, Provision
+// falls back to template1 at once and makes it again.
+func TestWarmStartWithoutAppDatabase(t *testing.T) {
+	t.Parallel()
+	dir, _ := initialized(t)
+	l := newLite(t, dir, nil)
+	provisionOK(t, l)
+	exec1(t, l.superDSN(), "DROP DATABASE uplink")
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	warm := newLite(t, dir, nil)
+	began := time.Now()
+	dsn := provisionOK(t, warm)
+	if d := time.Since(began); d > 20*time.Second {
+		t.Errorf("Provision took %v: it waited for the start timeout", d)
+	}
+	if !hasStep(warm.steps(), StepCreateDatabase) {
+		t.Errorf("steps %v: the database was not made again", warm.steps())
+	}
+	exec1(t, dsn, "SELECT 1")
+}

@@ -61,6 +61,13 @@ func connect(ctx context.Context, dsn provision.DSN) (*pgx.Conn, error) {
 // always exists, while the postgres database may not (see ensureApp).
 const maintenanceDB = "template1"
 
+// cannotEnter reports a connection refused for its database: missing
+// (3D000), or not accepting connections (55000).
+func cannotEnter(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "3D000" || pgErr.Code == "55000")
+}
+
 // appResult says what ensureApp did.
 type appResult struct {
 	changed        bool // created or repaired the application's role or database

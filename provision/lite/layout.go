@@ -23,7 +23,7 @@ import (
 //	<root>/pg/data/            the cluster, 0700, the postgres user's
 //	<root>/pg/run/             unix socket, 0700, the postgres user's
 //	<root>/pg/log/postgres.log server log, size-rotated (.1, .2, ...)
-//	<root>/pg/state.json       major, bindir, port, created
+//	<root>/pg/state.json       major, bindir, port, created, app verifier MAC
 //	<root>/pg/password         0600: the password of the postgres and application roles
 type Layout struct {
 	Root, PG, Data, Run, LogDir, LogFile, State, Password, Lock string
@@ -144,6 +144,9 @@ type state struct {
 	Database string    `json:"database"`
 	User     string    `json:"user"`
 	Created  time.Time `json:"created"`
+	// AppVerifierMAC is verifierMAC of the application role's verifier
+	// when the last start set or checked it.
+	AppVerifierMAC string `json:"app_verifier_mac,omitempty"`
 }
 
 // binStamp identifies the postgres program in dir by size and

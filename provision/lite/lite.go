@@ -177,9 +177,10 @@ func (l *Lite) provision(ctx context.Context) (_ provision.DSN, err error) {
 
 // startPlan is what the steps before the first start decide.
 type startPlan struct {
-	rp      runParams
-	cluster clusterState
-	st      state // pg/state.json, updated as the plan is made
+	rp          runParams
+	cluster     clusterState
+	st          state  // pg/state.json, updated as the plan is made
+	appVerifier string // a fresh cluster's application role's, made ahead
 }
 
 // claim checks the data directory, finds the binaries and takes the lock.
@@ -253,6 +254,10 @@ func (l *Lite) prepare(ctx context.Context, sp *startPlan) error {
 		return err
 	}
 	if sp.cluster == noCluster {
+		// Made now so that its MAC goes into the state file with the
+		// port, in the one write of a first start.
+		sp.appVerifier = scramVerifier(sp.rp.password, appIterations)
+		sp.st.AppVerifierMAC = verifierMAC(sp.rp.password, sp.appVerifier)
 		if err := l.initdb(ctx, sp.rp); err != nil {
 			return err
 		}
@@ -298,7 +303,8 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	l.pm = pm
 	l.mu.Unlock()
 
-	app, err := ensureApp(ctx, conn, l.cfg.User, l.cfg.Database, sp.rp.password, sp.cluster == noCluster)
+	app, err := ensureApp(ctx, conn, appSpec{role: l.cfg.User, db: l.cfg.Database, password: sp.rp.password,
+		fresh: sp.cluster == noCluster, verifier: sp.appVerifier, known: sp.st.AppVerifierMAC})
 	// Closed now: while it is connected to template1, no database can be
 	// created from it, and the application's cannot be renamed.
 	conn.Close(context.WithoutCancel(ctx))
@@ -312,6 +318,12 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	}
 	if err != nil {
 		return "", err
+	}
+	if app.mac != sp.st.AppVerifierMAC { // a repair, or the first start of this version
+		sp.st.AppVerifierMAC = app.mac
+		if err := writeState(l.lay.State, sp.st); err != nil {
+			l.log.Warn("could not record the application role's verifier; the next start checks it the slow way", "path", l.lay.State, "err", err)
+		}
 	}
 	l.tr.set(StepReady, status.Pass, fmt.Sprintf("PostgreSQL %s ready on port %d", sp.rp.bin.Version, sp.rp.port))
 

@@ -616,6 +616,10 @@ func TestScramIterations(t *testing.T) {
 			if !scramMatches(sv, pw) || !scramMatches(av, pw) {
 				t.Errorf("a verifier does not match pg/password: %q, %q", sv, av)
 			}
+			// What lets the next start skip the PBKDF2.
+			if st, _ := readState(LayoutOf(dir).State); st.AppVerifierMAC != verifierMAC(pw, av) {
+				t.Errorf("state file's app_verifier_mac %q is not the stored verifier's", st.AppVerifierMAC)
+			}
 			return err
 		})
 		return super, app
@@ -628,6 +632,16 @@ func TestScramIterations(t *testing.T) {
 	// A cluster from before: initdb's own verifier for the superuser.
 	exec1(t, cold.superDSN(), "ALTER ROLE postgres PASSWORD "+quoteLiteral(scramVerifier(pw, 4096)))
 	if err := cold.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// And a state file from before, without the verifier's MAC: the
+	// first start checks the slow way and records it.
+	st, err := readState(LayoutOf(dir).State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.AppVerifierMAC = ""
+	if err := writeState(LayoutOf(dir).State, st); err != nil {
 		t.Fatal(err)
 	}
 	const rewrote = "rewrote the postgres role's password verifier"

@@ -80,6 +80,11 @@ func TestScramVerifier(t *testing.T) {
 			t.Error("same salt twice")
 		}
 	}
+	v := scramVerifier("secret", appIterations)
+	if m := verifierMAC("secret", v); len(m) != 64 || m != verifierMAC("secret", v) ||
+		m == verifierMAC("Secret", v) || m == verifierMAC("secret", scramVerifier("secret", appIterations)) {
+		t.Errorf("verifierMAC does not tie the verifier to the password: %q", m)
+	}
 	// A verifier made by PostgreSQL 15 for the password "postgres".
 	const pg = "SCRAM-SHA-256$4096:s0B/9/mqnrw218nbXPh68Q==$yXl8se7/Qhi+5/zcnE23fDxdkY5PaVxSO+eZhGoJHIY=:kRyE5Nd/98IsZv3Vs5CDq8aWTY7e3+O143aORRQBKCc="
 	if !scramMatches(pg, "postgres") {

@@ -16,6 +16,23 @@
 //     alive, not by a timeout; a caller that wants a bound passes a context
 //     with a deadline.
 //
+// Waiting, and waking:
+//
+//	poll ──► taken ──► LISTEN on Channel(key), poll again ──► taken
+//	  ▲                                                         │
+//	  │    ◄── NOTIFY from Release, or the back-off runs out ◄──┘
+//	  └── (after a NOTIFY, and the lock taken again: Options.Needed?
+//	       no ──► ErrNotNeeded, holding nothing)
+//
+// Release notifies the lock's channel in the statement that unlocks, so
+// a waiter polls as soon as the lock is free instead of at its next
+// back-off; the back-off (at most 250ms by default) still bounds how long
+// a holder that died unnoticed (kill -9, pg_terminate_backend) keeps
+// waiters waiting. Between polls a waiter sits in WaitForNotification:
+// idle, outside any transaction. When many wait for one piece of work,
+// Options.Needed lets those that lose the race to the lock look whether
+// the work is done, and leave without taking the lock in turn.
+//
 // # Key
 //
 // Advisory locks are scoped to one database and named by a 64-bit integer.
@@ -30,5 +47,6 @@
 // as given (case-sensitive, unquoted).
 //
 // In pg_locks the key shows as locktype 'advisory' with classid = the high
-// 32 bits, objid = the low 32 bits and objsubid = 1.
+// 32 bits, objid = the low 32 bits and objsubid = 1. Its LISTEN/NOTIFY
+// channel is "uplink_lock_" and the key as 16 hex digits (Channel).
 package pglock

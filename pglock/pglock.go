@@ -44,6 +44,14 @@ type Options struct {
 	// it and show "waiting for lock" in /status. It runs on the waiting
 	// goroutine and should return quickly.
 	OnWait func(Wait)
+	// Needed, when set, is asked whether the caller still needs the lock
+	// each time a holder let go of it and the next poll still found it
+	// taken (another waiter was quicker): the work the caller waited to
+	// do may be done by now. Returning false ends the wait with
+	// ErrNotNeeded. It runs on the waiting session between polls, so it
+	// may query it, but must not leave a transaction open: a waiter holds
+	// no snapshot while it waits.
+	Needed func(ctx context.Context) (bool, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -109,6 +117,9 @@ var (
 	ErrLost = errors.New("pglock: session ended, lock already dropped")
 	// ErrNotHeld means the session is alive but does not hold the lock.
 	ErrNotHeld = errors.New("pglock: lock not held by this session")
+	// ErrNotNeeded is returned by Acquire when Options.Needed said the
+	// lock is no longer needed; nothing is held.
+	ErrNotNeeded = errors.New("pglock: stopped waiting, the lock is no longer needed")
 )
 
 // Lock is a held advisory lock. It belongs to the session it was taken on.
@@ -124,49 +135,146 @@ type Lock struct {
 // or ctx ends. conn must be the session the caller then does its work on:
 // the lock lives and dies with it.
 //
+// After its first failed poll Acquire listens on the lock's channel (see
+// Channel), so that a Release wakes it at once; between notifications it
+// polls with back-off, which is how it notices a holder that died without
+// a word. With Options.Needed it also stops waiting, with ErrNotNeeded,
+// once the lock is no longer needed.
+//
 // When ctx ends Acquire returns ctx's error promptly and holds nothing: a
 // poll in flight is interrupted by pgx closing the connection (its default
 // on cancellation), which ends the session and any lock with it, and a lock
 // granted just as ctx ended is handed back.
 func Acquire(ctx context.Context, conn *pgx.Conn, key int64, opts Options) (*Lock, error) {
 	opts = opts.withDefaults()
-	start := time.Now()
+	w := &waiter{ctx: ctx, conn: conn, key: key, start: time.Now()}
 	var nextReport time.Time // zero: report on first contention
+	listen := true           // until LISTEN is known not to work
+	woken := false           // a release was announced since the last poll
 	for polls := 1; ; polls++ {
 		var ok bool
 		err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
-			}
-			return nil, fmt.Errorf("pglock: try lock %d: %w", key, err)
+			return nil, w.fail("try lock", err)
 		}
 		if ok {
-			l := &Lock{conn: conn, key: key, acquiredAt: time.Now(), waited: time.Since(start)}
-			if ctx.Err() != nil {
-				// Granted as the caller gave up: the caller will not
-				// release what it never got, so hand it back now.
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-				l.Release(rctx)
-				cancel()
-				return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
+			return w.granted()
+		}
+		if woken && opts.Needed != nil {
+			needed, err := opts.Needed(ctx)
+			if err != nil {
+				return nil, w.fail("ask whether the lock is still needed", err)
 			}
-			return l, nil
+			if !needed {
+				w.unlisten()
+				return nil, ErrNotNeeded
+			}
 		}
 		if opts.OnWait != nil && !time.Now().Before(nextReport) {
 			h, known, err := HolderOf(ctx, conn, key)
 			if err != nil && ctx.Err() != nil {
-				return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
+				return nil, w.fail("", err)
 			}
-			opts.OnWait(Wait{Key: key, Holder: h, Known: known && err == nil, Waited: time.Since(start), Polls: polls})
+			opts.OnWait(Wait{Key: key, Holder: h, Known: known && err == nil, Waited: time.Since(w.start), Polls: polls})
 			nextReport = time.Now().Add(opts.ReportEvery)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("pglock: waiting for lock %d: %w", key, context.Cause(ctx))
-		case <-time.After(backoff.Exp(polls, opts.MinBackoff, opts.MaxBackoff)):
+		if listen && !w.listening {
+			if err := w.listen(); err != nil {
+				if ctx.Err() != nil {
+					return nil, w.fail("", err)
+				}
+				listen = false // a hot standby, say: poll only
+			}
+			// A release between the poll and LISTEN notified nobody:
+			// poll again before waiting.
+			continue
+		}
+		woken, err = w.sleep(backoff.Exp(polls, opts.MinBackoff, opts.MaxBackoff))
+		if err != nil {
+			return nil, w.fail("wait for the lock's release", err)
 		}
 	}
+}
+
+// Channel is the LISTEN/NOTIFY channel on which Release announces that
+// lock key is free: "uplink_lock_" and the key as 16 hex digits.
+func Channel(key int64) string { return fmt.Sprintf("uplink_lock_%016x", uint64(key)) }
+
+// waiter is the state of one Acquire between polls.
+type waiter struct {
+	ctx       context.Context
+	conn      *pgx.Conn
+	key       int64
+	start     time.Time
+	listening bool
+}
+
+// fail describes an error of the wait; once ctx has ended, that is the
+// error, whatever the session said.
+func (w *waiter) fail(doing string, err error) error {
+	if w.ctx.Err() != nil {
+		return fmt.Errorf("pglock: waiting for lock %d: %w", w.key, context.Cause(w.ctx))
+	}
+	return fmt.Errorf("pglock: %s %d: %w", doing, w.key, err)
+}
+
+func (w *waiter) granted() (*Lock, error) {
+	l := &Lock{conn: w.conn, key: w.key, acquiredAt: time.Now(), waited: time.Since(w.start)}
+	if w.ctx.Err() != nil {
+		// Granted as the caller gave up: the caller will not release what
+		// it never got, so hand it back now.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), time.Second)
+		l.Release(rctx)
+		cancel()
+		return nil, fmt.Errorf("pglock: waiting for lock %d: %w", w.key, context.Cause(w.ctx))
+	}
+	w.unlisten()
+	return l, nil
+}
+
+func (w *waiter) listen() error {
+	if _, err := w.conn.Exec(w.ctx, "LISTEN "+pgx.Identifier{Channel(w.key)}.Sanitize()); err != nil {
+		return err
+	}
+	w.listening = true
+	return nil
+}
+
+// unlisten stops listening, so that the session carries no registration
+// into the work (or out of a wait that was given up). Best effort: a
+// session that cannot UNLISTEN is about to fail anyway.
+func (w *waiter) unlisten() {
+	if !w.listening || w.ctx.Err() != nil {
+		return
+	}
+	w.conn.Exec(w.ctx, "UNLISTEN "+pgx.Identifier{Channel(w.key)}.Sanitize())
+	w.listening = false
+}
+
+// sleep waits up to d, or until a notification on the lock's channel
+// when listening, and reports whether one came. The session stays idle,
+// outside any transaction, meanwhile.
+func (w *waiter) sleep(d time.Duration) (bool, error) {
+	if !w.listening {
+		select {
+		case <-w.ctx.Done():
+			return false, w.ctx.Err()
+		case <-time.After(d):
+			return false, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, d)
+	defer cancel()
+	_, err := w.conn.WaitForNotification(ctx)
+	switch {
+	case err == nil:
+		return true, nil
+	case w.ctx.Err() != nil:
+		return false, w.ctx.Err()
+	case ctx.Err() != nil && !w.conn.IsClosed():
+		return false, nil // the back-off ran out: poll again
+	}
+	return false, err
 }
 
 // holderQuery finds the session holding an advisory lock on a bigint key
@@ -220,7 +328,8 @@ func (l *Lock) Held(ctx context.Context) (bool, error) {
 	return known && uint32(h.PID) == l.conn.PgConn().PID(), nil
 }
 
-// Release gives the lock back. It is idempotent. It returns ErrLost when
+// Release gives the lock back and notifies its channel, so that waiters
+// poll at once instead of at their next back-off. It is idempotent. It returns ErrLost when
 // the session has ended (PostgreSQL dropped the lock then) and ErrNotHeld
 // when the session is alive but no longer holds it.
 func (l *Lock) Release(ctx context.Context) error {
@@ -231,8 +340,10 @@ func (l *Lock) Release(ctx context.Context) error {
 		l.released = true
 		return ErrLost
 	}
+	// Waiters listening on the channel wake when this commits, after the
+	// unlock took effect.
 	var ok bool
-	if err := l.conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1)", l.key).Scan(&ok); err != nil {
+	if err := l.conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1), pg_notify($2, '')", l.key, Channel(l.key)).Scan(&ok, nil); err != nil {
 		if l.conn.IsClosed() {
 			l.released = true
 			return fmt.Errorf("%w: %v", ErrLost, err)

@@ -3,6 +3,7 @@ package pglock_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,5 +224,122 @@ func TestAcquireOnDeadContext(t *testing.T) {
 		if n := advisoryLocks(t, observer, conn.PgConn().PID()); n != 0 {
 			t.Fatalf("holds %d locks after a cancelled Acquire", n)
 		}
+	}
+}
+
+// A release wakes a waiter at once: this one would otherwise sleep half a
+// minute or more between polls.
+func TestReleaseWakesWaiter(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Shared(t).NewDatabase(t)
+	ctx := testContext(t)
+	key := pglock.Key("db", "s", "notify")
+	holderConn := connect(t, url, "holder")
+	waiterConn := connect(t, url, "waiter")
+	lock, err := pglock.Acquire(ctx, holderConn, key, pglock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeping := make(chan struct{})
+	got := make(chan error, 1)
+	go func() {
+		l, err := pglock.Acquire(ctx, waiterConn, key, pglock.Options{
+			MinBackoff: time.Minute, MaxBackoff: time.Minute, ReportEvery: time.Nanosecond,
+			OnWait: func(w pglock.Wait) {
+				// Reports come after each failed poll; after the second the
+				// waiter listens and sleeps.
+				if w.Polls == 2 {
+					close(sleeping)
+				}
+			},
+		})
+		if err == nil {
+			defer l.Release(ctx)
+			var listening int
+			if err = waiterConn.QueryRow(ctx, "SELECT count(*) FROM pg_listening_channels()").Scan(&listening); err == nil && listening != 0 {
+				err = errors.New("the new holder still listens on the lock's channel")
+			}
+		}
+		got <- err
+	}()
+	<-sleeping
+	released := time.Now()
+	if err := lock.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("waiter: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiter still asleep 10s after the release")
+	}
+	if d := time.Since(released); d > 5*time.Second {
+		t.Errorf("waiter took the lock %s after the release", d)
+	}
+}
+
+// A waiter woken by a release that finds the lock taken again asks
+// Needed, and stops when the lock is no longer needed, holding nothing.
+func TestWaiterStopsWhenNotNeeded(t *testing.T) {
+	t.Parallel()
+	url := pgtest.Shared(t).NewDatabase(t)
+	ctx := testContext(t)
+	key := pglock.Key("db", "s", "needed")
+	holderConn := connect(t, url, "holder")
+	waiterConn := connect(t, url, "waiter")
+	observer := connect(t, url, "observer")
+	lock, err := pglock.Acquire(ctx, holderConn, key, pglock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Release(ctx)
+	sleeping := make(chan struct{})
+	var asked atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		_, err := pglock.Acquire(ctx, waiterConn, key, pglock.Options{
+			MinBackoff: time.Minute, MaxBackoff: time.Minute, ReportEvery: time.Nanosecond,
+			OnWait: func(w pglock.Wait) {
+				if w.Polls == 2 {
+					close(sleeping)
+				}
+			},
+			Needed: func(ctx context.Context) (bool, error) {
+				asked.Add(1)
+				// The waiter's session is idle between polls: it can ask.
+				var one int
+				err := waiterConn.QueryRow(ctx, "SELECT 1").Scan(&one)
+				return false, err
+			},
+		})
+		done <- err
+	}()
+	<-sleeping
+	if asked.Load() != 0 {
+		t.Fatal("Needed asked before any release")
+	}
+	// As a release would, while the holder keeps the lock: the waiter wakes,
+	// finds it taken, and asks.
+	if _, err := observer.Exec(ctx, "SELECT pg_notify($1, '')", pglock.Channel(key)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, pglock.ErrNotNeeded) {
+			t.Fatalf("Acquire = %v, want ErrNotNeeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiter did not stop after the notification")
+	}
+	if asked.Load() != 1 {
+		t.Errorf("Needed asked %d times, want 1", asked.Load())
+	}
+	if n := advisoryLocks(t, observer, waiterConn.PgConn().PID()); n != 0 {
+		t.Errorf("waiter that stopped holds %d advisory locks", n)
+	}
+	if held, err := lock.Held(ctx); err != nil || !held {
+		t.Errorf("holder Held = %v, %v", held, err)
 	}
 }

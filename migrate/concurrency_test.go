@@ -372,9 +372,11 @@ func TestConcurrentIndexBuildsWhileWaitersWait(t *testing.T) {
 		t.Fatal("CREATE INDEX CONCURRENTLY did not finish while waiters waited")
 	}
 	for range n {
+		// A waiter finds nothing left, with the lock (it took it first)
+		// or without (another waiter had it when it looked again).
 		o := <-waitersDone
-		if o.err != nil || len(o.res.Applied) != 0 || !o.res.Locked {
-			t.Errorf("waiter = %+v, %v; want nothing applied after taking the lock", o.res, o.err)
+		if o.err != nil || len(o.res.Applied) != 0 {
+			t.Errorf("waiter = %+v, %v; want nothing applied", o.res, o.err)
 		}
 	}
 	if builds.Load() != 1 {
@@ -382,5 +384,80 @@ func TestConcurrentIndexBuildsWhileWaitersWait(t *testing.T) {
 	}
 	if !scalar[bool](e, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_x'::regclass") {
 		t.Error("index big_x not valid")
+	}
+}
+
+// A waiter that finds the work done when the lock changes hands leaves
+// without taking the lock: here the lock passes from the migrating
+// holder straight to the test's session, queued behind it, so the waiter,
+// woken by the release, can only learn from the history that nothing is
+// left. Its back-off is a minute: the release's NOTIFY wakes it.
+func TestWaiterLeavesWithoutLockWhenWorkIsDone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testContext(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	line := migrate.Line{Name: "app", Migrations: []*migrate.Migration{
+		migrate.GoMigration(1, "slow", func(ctx context.Context, db migrate.DB) error {
+			close(started)
+			<-release
+			_, err := db.Exec(ctx, "CREATE TABLE slow (id int)")
+			return err
+		}, nil),
+	}}
+	type outcome struct {
+		res *migrate.Result
+		err error
+	}
+	holderDone := make(chan outcome, 1)
+	go func() {
+		res, err := e.migrator(migrate.Config{}, line).Up(ctx)
+		holderDone <- outcome{res, err}
+	}()
+	<-started
+
+	waiter := e.migrator(migrate.Config{Lock: pglock.Options{MinBackoff: time.Minute, MaxBackoff: time.Minute}}, line)
+	waiterDone := make(chan outcome, 1)
+	go func() {
+		res, err := waiter.Up(ctx)
+		waiterDone <- outcome{res, err}
+	}()
+	testutil.Eventually(t, "the waiter to wait", 30*time.Second, func() bool { return waiter.Check().Data["state"] == "waiting" })
+
+	queued := connect(t, e.url)
+	key := pglock.Key(e.dbName(), migrate.DefaultSchema, migrate.DefaultTable)
+	granted := make(chan error, 1)
+	go func() {
+		_, err := queued.Exec(ctx, "SELECT pg_advisory_lock($1)", key)
+		granted <- err
+	}()
+	testutil.Eventually(t, "the test's session to queue for the lock", 30*time.Second, func() bool {
+		return scalar[bool](e, `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid = $1)`,
+			int64(queued.PgConn().PID()))
+	})
+	released := time.Now()
+	close(release)
+	if o := <-holderDone; o.err != nil || len(o.res.Applied) != 1 || !o.res.Locked {
+		t.Fatalf("holder = %+v, %v", o.res, o.err)
+	}
+	if err := <-granted; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-waiterDone:
+		if o.err != nil || len(o.res.Applied) != 0 || o.res.Locked {
+			t.Errorf("waiter = %+v, %v; want nothing applied and no lock taken", o.res, o.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiter did not leave while the lock was held by another session")
+	}
+	if d := time.Since(released); d > 10*time.Second {
+		t.Errorf("the waiter left %s after the release; the NOTIFY should wake it at once", d)
+	}
+	if c := waiter.Check(); c.Data["state"] != "done" || c.Detail != "up to date" {
+		t.Errorf("waiter Check = %+v", c)
+	}
+	if _, err := queued.Exec(ctx, "SELECT pg_advisory_unlock($1)", key); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,7 +4,7 @@
 //
 // # Sources
 //
-// Load reads migrations from any fs.FS (an embed.FS in a binary, a
+// Load lists migrations in any fs.FS (an embed.FS in a binary, a
 // directory with os.DirFS): plain NNN_name.sql files, NNN_name.up.sql and
 // .down.sql pairs (golang-migrate, River), and goose- or dbmate-annotated
 // files; package sqlfile parses them and sqlsplit cuts them into
@@ -12,25 +12,39 @@
 // named sequence of them with its own versions ("uplink", "app",
 // "river"); lines share one history table and one lock.
 //
+// Load checks names only. A run reads every file while it connects (it
+// needs the applied ones' checksums) and parses only those it is about to
+// run, refusing before it runs anything when one cannot be read or does
+// not parse; Validate reads and checks every file, for CI.
+//
 // # A run
 //
-//	Up ──► connect ──► read history (no lock) ──► nothing pending? ──► done
+//	Up ──► connect (reading the files meanwhile) ──► read history (no lock)
+//	       ──► check checksums ──► nothing pending? ──► done
 //	                                                │ pending
 //	                                                ▼
 //	       poll pg_try_advisory_lock on the same session (package pglock);
-//	       waiters hold no snapshot and show "waiting for lock held by ..."
+//	       waiters hold no snapshot, show "waiting for lock held by ...",
+//	       and wake on the holder's release (LISTEN/NOTIFY); one that finds
+//	       the lock taken again reads the history: nothing pending ──► done
 //	                                                │ granted
 //	                                                ▼
 //	       create the history table if missing, read it again (a replica
-//	       may have done the work), check drift and order, then for each
-//	       pending migration:
-//	         RESET the session; BEGIN; SET LOCAL lock_timeout, statement_timeout
-//	         statements one by one; history row applied; COMMIT
+//	       may have done the work), check drift and order, parse and check
+//	       what is pending, then for each pending migration, in one round
+//	       trip for a file:
+//	         BEGIN; its statements; RESET the session (which also makes the
+//	         rest run as the session's own user); history row; COMMIT
 //	       or, for a no-transaction migration, each statement in autocommit
-//	       with a progress row after it
+//	       with a progress row after it, the session reset around them
 //	                                                │
 //	                                                ▼
-//	       release the lock, close the session
+//	       release the lock (NOTIFY waiters), close the session
+//
+// The session that runs migrations has lock_timeout, statement_timeout and
+// client_connection_check_interval as its defaults (connection
+// parameters, see Config), so the reset that ends each migration also
+// restores them for the next.
 //
 // Each migration commits on its own together with its history row, so a
 // later migration can use what an earlier one made (an enum value added

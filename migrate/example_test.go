@@ -28,7 +28,7 @@ func ExampleLoad() {
 		return
 	}
 	for _, m := range migs {
-		fmt.Printf("%d %s %s down=%v no-tx=%v\n", m.Version, m.Name, m.Format, m.HasDown(), m.NoTransaction())
+		fmt.Printf("%d %s %s down=%v no-tx=%v\n", m.Version, m.Name, m.Format(), m.HasDown(), m.NoTransaction())
 	}
 	// Output:
 	// 1 users plain down=false no-tx=false

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -145,14 +145,16 @@ func (h *History) exists(ctx context.Context, db DB) (bool, error) {
 	if h.seen.Load() {
 		return true, nil
 	}
-	var table *string
-	if err := db.QueryRow(ctx, "SELECT to_regclass($1)::text", h.ident).Scan(&table); err != nil {
+	// One simple query: one round trip, where a cached statement would
+	// take two the first time, and a migrator asks once per session.
+	var found bool
+	if err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.QueryExecModeSimpleProtocol, h.ident).Scan(&found); err != nil {
 		return false, fmt.Errorf("look for history table %s: %w", h.ident, err)
 	}
-	if table != nil {
+	if found {
 		h.seen.Store(true)
 	}
-	return table != nil, nil
+	return found, nil
 }
 
 const recordColumns = `line, key, coalesce(version, 0), name, checksum, outcome, attempts, applied_at, updated_at,
@@ -179,6 +181,53 @@ func (h *History) Records(ctx context.Context, db DB, lines ...string) ([]Record
 	recs, err := pgx.CollectRows(rows, scanRecord)
 	if err != nil {
 		return nil, h.readErr(err)
+	}
+	return recs, nil
+}
+
+// summary returns the rows of the given lines with what a run needs to
+// plan, unordered: the cheapest read that answers "is anything pending,
+// and did anything applied change?", which every replica asks on every
+// start. Rows come with their line, version, name, outcome and checksum
+// only, unless one is not applied (failed, interrupted): then all are
+// read whole, as Records does.
+func (h *History) summary(ctx context.Context, db DB, lines []string) ([]Record, error) {
+	if ok, err := h.exists(ctx, db); !ok {
+		return nil, err
+	}
+	// Every row, filtered here: a condition costs the server more to plan
+	// than the few rows of other lines (tasks) cost to send.
+	rows, err := db.Query(ctx, `SELECT line, version, outcome, checksum, name FROM `+h.ident, pgx.QueryExecModeSimpleProtocol)
+	if err != nil {
+		return nil, h.readErr(err)
+	}
+	defer rows.Close()
+	var recs []Record
+	others := false
+	for rows.Next() {
+		// Text format (simple protocol); scanning by hand costs a tenth of
+		// Scan.
+		v := rows.RawValues()
+		if !slices.Contains(lines, string(v[0])) {
+			continue
+		}
+		r := Record{Line: string(v[0]), Outcome: Outcome(v[2]), Checksum: string(v[3]), Name: string(v[4])}
+		if v[1] != nil {
+			if r.Version, err = strconv.ParseInt(string(v[1]), 10, 64); err != nil {
+				return nil, fmt.Errorf("read history table %s: version %q: %w", h.ident, v[1], err)
+			}
+			r.Key = versionKey(r.Version)
+		}
+		others = others || r.Outcome != OutcomeApplied
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, h.readErr(err)
+	}
+	if others {
+		// A failed or interrupted migration, to retry: rare enough to
+		// read everything.
+		return h.Records(ctx, db, lines...)
 	}
 	return recs, nil
 }
@@ -241,7 +290,7 @@ func scanRecord(row pgx.CollectableRow) (Record, error) {
 // outcome is OutcomeApplied (NULL otherwise); an empty SQLState and
 // Message and a zero FailedStatement are stored as NULL.
 func (h *History) Put(ctx context.Context, db DB, r Record) error {
-	if _, err := db.Exec(ctx, h.upsert(r)); err != nil {
+	if _, err := db.Exec(ctx, h.putSQL(), putArgs(r)...); err != nil {
 		return fmt.Errorf("write history row %s/%s: %w", r.Line, r.Key, err)
 	}
 	return nil
@@ -249,47 +298,16 @@ func (h *History) Put(ctx context.Context, db DB, r Record) error {
 
 // Delete removes the row for one entry (a reverted migration).
 func (h *History) Delete(ctx context.Context, db DB, line, key string) error {
-	if _, err := db.Exec(ctx, h.remove(line, key)); err != nil {
+	if _, err := db.Exec(ctx, h.deleteSQL(), line, key); err != nil {
 		return fmt.Errorf("delete history row %s/%s: %w", line, key, err)
 	}
 	return nil
 }
 
-// upsert and remove build the SQL of Put and Delete with the values
-// written as literals, so that the runner can send it in one simple query
-// with the commands around it: a migration's history write then costs no
-// round trip of its own.
-func (h *History) upsert(r Record) string {
-	null := func(ok bool, v string) string {
-		if !ok {
-			return "NULL"
-		}
-		return v
-	}
-	appliedAt := null(r.Outcome == OutcomeApplied, "now()")
-	if !r.AppliedAt.IsZero() {
-		appliedAt = quoteLiteral(r.AppliedAt.Format(time.RFC3339Nano)) + "::timestamptz"
-	}
-	hashes := make([]string, len(r.StatementHashes))
-	for i, x := range r.StatementHashes {
-		hashes[i] = quoteLiteral(x)
-	}
-	values := []string{
-		quoteLiteral(r.Line), quoteLiteral(r.Key),
-		null(r.Version != 0, strconv.FormatInt(r.Version, 10)),
-		quoteLiteral(r.Name), quoteLiteral(r.Checksum), quoteLiteral(string(r.Outcome)),
-		strconv.Itoa(r.Attempts), appliedAt, "now()",
-		fmt.Sprintf("'%d microseconds'::interval", r.Duration.Microseconds()),
-		strconv.Itoa(r.StatementsDone), "ARRAY[" + strings.Join(hashes, ", ") + "]::text[]",
-		null(r.FailedStatement != 0, strconv.Itoa(r.FailedStatement)),
-		null(r.SQLState != "", quoteLiteral(r.SQLState)),
-		null(r.Message != "", quoteLiteral(r.Message)),
-		quoteLiteral(r.Runner),
-	}
-	return `INSERT INTO ` + h.ident + ` AS h
-	(line, key, version, name, checksum, outcome, attempts, applied_at, updated_at, duration,
-	 statements_done, statement_hashes, failed_statement, sqlstate, message, runner)
-VALUES (` + strings.Join(values, ", ") + `)
+// putSQL writes a row from putArgs. It is one parameterised statement, so
+// that a session parses and plans it once, however many rows it writes.
+func (h *History) putSQL() string {
+	return h.insertSQL() + `
 ON CONFLICT (line, key) DO UPDATE SET
 	version = EXCLUDED.version, name = EXCLUDED.name, checksum = EXCLUDED.checksum,
 	outcome = EXCLUDED.outcome, attempts = EXCLUDED.attempts, applied_at = EXCLUDED.applied_at,
@@ -299,15 +317,38 @@ ON CONFLICT (line, key) DO UPDATE SET
 	message = EXCLUDED.message, runner = EXCLUDED.runner`
 }
 
-// quoteLiteral quotes s as an escape string constant (E'...'), whose
-// meaning does not depend on standard_conforming_strings.
-func quoteLiteral(s string) string {
-	s = strings.ReplaceAll(s, `\`, `\\`)
-	return "E'" + strings.ReplaceAll(s, "'", "''") + "'"
+// insertSQL is putSQL for a row known not to exist yet: a plain INSERT
+// costs the server less than an upsert.
+func (h *History) insertSQL() string {
+	return `INSERT INTO ` + h.ident + ` AS h
+	(line, key, version, name, checksum, outcome, attempts, applied_at, updated_at, duration,
+	 statements_done, statement_hashes, failed_statement, sqlstate, message, runner)
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, CASE WHEN $6 = 'applied' THEN now() END), now(), $9,
+	$10, $11, $12, $13, $14, $15)`
 }
 
-func (h *History) remove(line, key string) string {
-	return `DELETE FROM ` + h.ident + ` WHERE line = ` + quoteLiteral(line) + ` AND key = ` + quoteLiteral(key)
+// putArgs are putSQL's parameters for r; nil stands for NULL.
+func putArgs(r Record) []any {
+	orNull := func(ok bool, v any) any {
+		if !ok {
+			return nil
+		}
+		return v
+	}
+	hashes := r.StatementHashes
+	if hashes == nil {
+		hashes = []string{} // NOT NULL
+	}
+	return []any{
+		r.Line, r.Key, orNull(r.Version != 0, r.Version), r.Name, r.Checksum, string(r.Outcome), int32(r.Attempts),
+		orNull(!r.AppliedAt.IsZero(), r.AppliedAt), r.Duration.Truncate(time.Microsecond),
+		int32(r.StatementsDone), hashes, orNull(r.FailedStatement != 0, int32(r.FailedStatement)),
+		orNull(r.SQLState != "", r.SQLState), orNull(r.Message != "", r.Message), r.Runner,
+	}
+}
+
+func (h *History) deleteSQL() string {
+	return `DELETE FROM ` + h.ident + ` WHERE line = $1 AND key = $2`
 }
 
 // versionKey is the Key of a migration's row.

@@ -6,23 +6,43 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/uplinkhq/uplink/migrate/sqlfile"
 	"github.com/uplinkhq/uplink/status"
 )
 
-// fileName is NNN_name.sql or NNN_name.up.sql / NNN_name.down.sql. NNN is
-// an integer or a timestamp; name does not start with a dot.
-var fileName = regexp.MustCompile(`^([0-9]+)_([^./][^/]*?)(?:\.(up|down))?\.sql$`)
+// parseName splits a migration file name, NNN_name.sql or NNN_name.up.sql
+// / NNN_name.down.sql, into its version digits, name and kind ("", "up"
+// or "down"). NNN is an integer or a timestamp; name is not empty and does
+// not start with a dot. (A thousand names take a regular expression a
+// millisecond.)
+func parseName(file string) (digits, name, kind string, ok bool) {
+	base, ok := strings.CutSuffix(file, ".sql")
+	if !ok {
+		return "", "", "", false
+	}
+	if b, cut := strings.CutSuffix(base, ".up"); cut {
+		base, kind = b, "up"
+	} else if b, cut := strings.CutSuffix(base, ".down"); cut {
+		base, kind = b, "down"
+	}
+	digits, name, ok = strings.Cut(base, "_")
+	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" || name == "" || name[0] == '.' || strings.Contains(name, "/") {
+		return "", "", "", false
+	}
+	return digits, name, kind, true
+}
 
 const nameHint = "name migration files NNN_description.sql, or NNN_description.up.sql and NNN_description.down.sql, with NNN a positive integer or timestamp"
 
-// Load reads the migrations in directory dir of fsys (use "." for its
-// root; an embed.FS works). It reads the .sql files directly in dir and
+// Load lists the migrations in directory dir of fsys (use "." for its
+// root; an embed.FS works). It takes the .sql files directly in dir and
 // ignores other files and subdirectories:
 //
 //   - NNN_name.sql: plain SQL (the whole file is up, and there is no
@@ -32,10 +52,16 @@ const nameHint = "name migration files NNN_description.sql, or NNN_description.u
 //   - NNN_name.up.sql with an optional NNN_name.down.sql (golang-migrate,
 //     River); the down file's statements are the down migration.
 //
-// Every problem is found before anything runs: a malformed name, two files
-// for one version, a down file without its up file, a file that does not
-// parse. They come back together, as a *status.ActionError whose cause
-// joins one *sqlfile.Error per problem, each naming its file.
+// Load checks the names: a malformed name, two files for one version, a
+// down file without its up file come back together, as a
+// *status.ActionError whose cause joins one *sqlfile.Error per problem,
+// each naming its file. It does not read the files: a service with a
+// thousand applied migrations needs their checksums but not their
+// statements, and reads them while it connects. What is in them is
+// checked before anything runs all the same: Validate reads and checks
+// every file (run it in CI; uplink migrate validate does), and a
+// Migrator refuses to start when a file it needs cannot be read, or one
+// it is about to run does not parse.
 func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
@@ -47,43 +73,49 @@ func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 	type pair struct{ single, up, down string }
 	var (
 		errs     []error
-		versions = map[int64]*pair{}
-		names    = map[int64]string{}
+		versions = make(map[int64]*pair, len(entries))
+		names    = make(map[int64]string, len(entries))
+		order    []int64
 	)
+	prefix := path.Clean(dir) + "/"
+	if prefix == "./" {
+		prefix = ""
+	}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
 			continue
 		}
-		file := path.Join(dir, e.Name())
-		m := fileName.FindStringSubmatch(e.Name())
-		if m == nil {
+		file := prefix + e.Name()
+		digits, name, kind, ok := parseName(e.Name())
+		if !ok {
 			errs = append(errs, &sqlfile.Error{File: file, Msg: "malformed migration file name", Hint: nameHint})
 			continue
 		}
-		v, err := strconv.ParseInt(m[1], 10, 64)
+		v, err := strconv.ParseInt(digits, 10, 64)
 		if err != nil || v <= 0 {
-			errs = append(errs, &sqlfile.Error{File: file, Msg: fmt.Sprintf("version %s is not a positive 64-bit integer", m[1]), Hint: nameHint})
+			errs = append(errs, &sqlfile.Error{File: file, Msg: fmt.Sprintf("version %s is not a positive 64-bit integer", digits), Hint: nameHint})
 			continue
 		}
 		p := versions[v]
 		if p == nil {
 			p = &pair{}
-			versions[v], names[v] = p, m[2]
+			versions[v], names[v] = p, name
+			order = append(order, v)
 		}
 		slot := &p.single
-		switch m[3] {
+		switch kind {
 		case "up":
 			slot = &p.up
 		case "down":
 			slot = &p.down
 		}
-		if *slot != "" || (m[3] != "down" && (p.single != "" || p.up != "")) {
+		if *slot != "" || (kind != "down" && (p.single != "" || p.up != "")) {
 			other := cmp.Or(*slot, p.single, p.up)
 			errs = append(errs, &sqlfile.Error{File: file, Msg: fmt.Sprintf("duplicate version %d: %s has it too", v, other),
 				Hint: "give each migration its own version; renumber the newer one"})
 			continue
 		}
-		if m[2] != names[v] {
+		if name != names[v] {
 			errs = append(errs, &sqlfile.Error{File: file, Msg: fmt.Sprintf("version %d is also named %q by another file", v, names[v]),
 				Hint: "give each migration its own version; the up and down files of a pair share their name"})
 			continue
@@ -92,7 +124,8 @@ func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 	}
 
 	var migs []*Migration
-	for v, p := range versions {
+	for _, v := range order { // names order, which is versions order when they are zero-padded
+		p := versions[v]
 		if p.single == "" && p.up == "" {
 			if p.down != "" {
 				errs = append(errs, &sqlfile.Error{File: p.down, Msg: "down migration without its up file",
@@ -100,65 +133,69 @@ func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 			}
 			continue
 		}
-		mig, err := loadMigration(fsys, v, names[v], cmp.Or(p.single, p.up), p.down)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		migs = append(migs, mig)
+		migs = append(migs, &Migration{Version: v, Name: names[v], File: cmp.Or(p.single, p.up), DownFile: p.down, fsys: fsys})
 	}
-	if len(errs) > 0 {
-		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
-		return nil, &status.ActionError{
-			Problem: fmt.Sprintf("%d problem(s) in migration directory %s", len(errs), dir),
-			Hint:    "fix the files named above; nothing was run",
-			Err:     errors.Join(errs...),
-		}
+	if err := joinProblems(fmt.Sprintf("migration directory %s", dir), "fix the files named above; nothing was run", errs); err != nil {
+		return nil, err
 	}
-	slices.SortFunc(migs, func(a, b *Migration) int { return cmp.Compare(a.Version, b.Version) })
+	byVersion := func(a, b *Migration) int { return cmp.Compare(a.Version, b.Version) }
+	if !slices.IsSortedFunc(migs, byVersion) {
+		slices.SortFunc(migs, byVersion)
+	}
 	return migs, nil
 }
 
-// loadMigration reads and parses the up file and, for a pair, the down
-// file of one version.
-func loadMigration(fsys fs.FS, version int64, name, upFile, downFile string) (*Migration, error) {
-	src, err := fs.ReadFile(fsys, upFile)
-	if err != nil {
-		return nil, &sqlfile.Error{File: upFile, Msg: err.Error()}
+// joinProblems joins errs, sorted, into a *status.ActionError naming where
+// they are, or returns nil when there are none.
+func joinProblems(where, hint string, errs []error) error {
+	if len(errs) == 0 {
+		return nil
 	}
-	f, err := sqlfile.Parse(upFile, src)
-	if err != nil {
-		return nil, err
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return &status.ActionError{
+		Problem: fmt.Sprintf("%d problem(s) in %s", len(errs), where),
+		Hint:    hint,
+		Err:     errors.Join(errs...),
 	}
-	m := &Migration{
-		Version:  version,
-		Name:     name,
-		Checksum: checksum(src),
-		File:     upFile,
-		DownFile: downFile,
-		Format:   f.Format,
-		up:       &step{file: upFile, stmts: f.Up.Statements, noTx: f.Up.NoTransaction},
-	}
-	switch {
-	case f.Down != nil && downFile != "":
-		return nil, &sqlfile.Error{File: upFile, Msg: "down migration given twice: in this file and in " + downFile,
-			Hint: "keep one of them"}
-	case f.Down != nil:
-		m.down = &step{file: upFile, stmts: f.Down.Statements, noTx: f.Down.NoTransaction}
-	case downFile != "":
-		src, err = fs.ReadFile(fsys, downFile)
-		if err != nil {
-			return nil, &sqlfile.Error{File: downFile, Msg: err.Error()}
+}
+
+// eachFile calls fn for every migration read from a file, on up to
+// GOMAXPROCS goroutines (reading a file is mostly waiting for system
+// calls), and returns fn's errors.
+func eachFile(migs []*Migration, fn func(*Migration) []error) []error {
+	return eachFileOn(runtime.GOMAXPROCS(0), migs, fn)
+}
+
+// eachFileOn is eachFile on up to workers goroutines, the caller's
+// included.
+func eachFileOn(workers int, migs []*Migration, fn func(*Migration) []error) []error {
+	var files []*Migration
+	for _, m := range migs {
+		if m != nil && m.fsys != nil {
+			files = append(files, m)
 		}
-		df, err := sqlfile.Parse(downFile, src)
-		if err != nil {
-			return nil, err
-		}
-		m.down = &step{file: downFile, stmts: df.Up.Statements, noTx: df.Up.NoTransaction}
-	case f.Format != sqlfile.FormatPlain:
-		// goose and dbmate revert a file without a down section by doing
-		// nothing; a plain file has no down at all.
-		m.down = &step{file: upFile, noTx: f.Up.NoTransaction}
 	}
-	return m, nil
+	errs := make([][]error, len(files))
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1)) - 1; i < len(files); i = int(next.Add(1)) - 1 {
+			errs[i] = fn(files[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(workers, len(files)/16+1) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+	return slices.Concat(errs...)
+}
+
+// allMigrations is every migration of lines.
+func allMigrations(lines []Line) []*Migration {
+	var all []*Migration
+	for _, l := range lines {
+		all = append(all, l.Migrations...)
+	}
+	return all
 }

@@ -58,7 +58,7 @@ func TestLoadFormats(t *testing.T) {
 	}
 	for i, w := range wants {
 		m := migs[i]
-		got := want{m.Version, m.Name, m.File, m.DownFile, m.Format, m.Checksum, m.Statements(), m.NoTransaction(), m.HasDown()}
+		got := want{m.Version, m.Name, m.File, m.DownFile, m.Format(), m.Checksum(), m.Statements(), m.NoTransaction(), m.HasDown()}
 		if got != w {
 			t.Errorf("migration %d:\n got  %+v\n want %+v", i, got, w)
 		}
@@ -78,7 +78,6 @@ func TestLoadRejectsBeforeRunning(t *testing.T) {
 		"abc.sql", "SELECT 6;", // no version
 		"000_zero.sql", "SELECT 7;", // version 0
 		"99999999999999999999_big.sql", "SELECT 8;", // overflows int64
-		"004_e.sql", "-- +goose Up\nSELECT 9", // goose: no ';' at the end
 		"005_f.up.sql", "SELECT 10;",
 		"005_g.down.sql", "SELECT 11;", // pair with different names
 	)
@@ -97,7 +96,6 @@ func TestLoadRejectsBeforeRunning(t *testing.T) {
 		"abc.sql: malformed migration file name",
 		"000_zero.sql: version 000 is not a positive",
 		"99999999999999999999_big.sql: version",
-		"004_e.sql:2: statement does not end with ';'",
 		"005_g.down.sql: version 5 is also named \"f\"",
 	} {
 		if !strings.Contains(msg, want) {
@@ -110,6 +108,39 @@ func TestLoadRejectsBeforeRunning(t *testing.T) {
 	}
 }
 
+// What is in the files is checked by Validate, and by a run before it runs
+// anything, not by Load, which only lists them.
+func TestFileContentsCheckedBeforeAnythingRuns(t *testing.T) {
+	fsys := files(
+		"001_a.sql", "SELECT 1;",
+		"002_e.sql", "-- +goose Up\nSELECT 9", // goose: no ';' at the end
+		"003_pair.sql", "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 2;\n",
+		"003_pair.down.sql", "SELECT 3;", // a down section and a down file
+		"004_gone.sql", "SELECT 4;",
+	)
+	migs, err := migrate.Load(fsys, ".")
+	if err != nil {
+		t.Fatalf("Load checked contents: %v", err)
+	}
+	delete(fsys, "004_gone.sql") // listed, then unreadable
+	err = migrate.Validate(migrate.Line{Name: "app", Migrations: migs})
+	if err == nil || !status.IsAction(err) {
+		t.Fatalf("Validate = %v, want an ActionError", err)
+	}
+	for _, want := range []string{
+		"002_e.sql:2: statement does not end with ';'",
+		"003_pair.sql: down migration given twice: in this file and in 003_pair.down.sql",
+		"004_gone.sql: open 004_gone.sql: file does not exist",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error lacks %q:\n%s", want, err)
+		}
+	}
+	if migs[0].Checksum() != sum("SELECT 1;") || migs[3].Checksum() != "" || migs[1].Statements() != 0 {
+		t.Errorf("Checksum, Statements = %q, %q, %d", migs[0].Checksum(), migs[3].Checksum(), migs[1].Statements())
+	}
+}
+
 func TestValidate(t *testing.T) {
 	noop := func(context.Context, migrate.DB) error { return nil }
 	migs := load(t, files(
@@ -117,6 +148,8 @@ func TestValidate(t *testing.T) {
 		"002_txn.sql", "BEGIN;\nCREATE TABLE u (x int);\nCOMMIT;\n",
 		"003_vacuum.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nVACUUM t;\nBEGIN; SELECT 1; COMMIT;\n",
 		"004_reindex.sql", "REINDEX (VERBOSE) TABLE CONCURRENTLY t;",
+		"005_twophase.sql", "CREATE TABLE v (x int);\nPREPARE TRANSACTION 'v';\n",
+		"006_dealloc.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nDEALLOCATE ALL;\nDISCARD ALL;\n",
 	))
 	err := migrate.Validate(
 		migrate.Line{Name: "app", Migrations: append(migs,
@@ -136,6 +169,9 @@ func TestValidate(t *testing.T) {
 		"002_txn.sql:1:1: statement 1 (BEGIN) controls the transaction",
 		"002_txn.sql:3:1: statement 3 (COMMIT) controls the transaction",
 		"004_reindex.sql:1:1: statement 1 (REINDEX VERBOSE TABLE CONCURRENTLY) cannot run inside a transaction",
+		"005_twophase.sql:2:1: statement 2 (PREPARE) controls the transaction",
+		"006_dealloc.sql:3:1: statement 1 (DEALLOCATE ALL) would drop what the migration session holds",
+		"006_dealloc.sql:4:1: statement 2 (DISCARD ALL) would drop what the migration session holds",
 		"duplicate version 1: 001_cic.sql and go:0001_dup",
 		"go:0005_no_up: no up migration",
 		"go:0006_: migration without a name",

@@ -510,3 +510,61 @@ func TestFreshDatabaseLogsNoErrors(t *testing.T) {
 		}
 	}
 }
+
+// Load only lists files; a run reads them, and refuses before running
+// anything when one it needs cannot be read or one it would run does not
+// parse.
+func TestRunChecksFilesBeforeRunningAnything(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testContext(t)
+	fsys := files(
+		"001_a.sql", "CREATE TABLE a (id int);",
+		"002_b.sql", "-- +goose Up\nCREATE TABLE b (id int)", // no ';' at the end
+	)
+	m := e.app(migrate.Config{}, fsys)
+	_, err := m.Up(ctx)
+	if err == nil || !status.IsAction(err) || !strings.Contains(err.Error(), "002_b.sql:2: statement does not end with ';'") {
+		t.Fatalf("Up with a malformed pending file = %v", err)
+	}
+	if e.tableExists("a") {
+		t.Error("Up ran migration 1 before refusing migration 2")
+	}
+	if _, err := m.Plan(ctx); err == nil || !strings.Contains(err.Error(), "002_b.sql:2") {
+		t.Errorf("Plan = %v, want the same refusal", err)
+	}
+
+	fsys["002_b.sql"].Data = []byte("CREATE TABLE b (id int);")
+	if _, err := e.app(migrate.Config{}, fsys).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m = e.app(migrate.Config{}, fsys)
+	delete(fsys, "001_a.sql") // applied, listed, then unreadable: its checksum cannot be checked
+	_, err = m.Up(ctx)
+	if err == nil || !status.IsAction(err) || !strings.Contains(err.Error(), "001_a.sql: open 001_a.sql: file does not exist") {
+		t.Fatalf("Up with an unreadable applied file = %v", err)
+	}
+}
+
+// A Go migration that commits its own transaction cannot get its history
+// row written apart from its work (what it committed stays committed):
+// the write fails, and the migration is recorded as failed.
+func TestMigrationThatEndsItsTransactionIsNotRecordedApplied(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testContext(t)
+	m := e.migrator(migrate.Config{}, migrate.Line{Name: "app", Migrations: []*migrate.Migration{
+		migrate.GoMigration(1, "commits", func(ctx context.Context, db migrate.DB) error {
+			_, err := db.Exec(ctx, "CREATE TABLE early (id int); COMMIT")
+			return err
+		}, nil),
+	}})
+	_, err := m.Up(ctx)
+	var me *migrate.MigrationError
+	if !errors.As(err, &me) || !strings.Contains(me.Message, "the migration ended its transaction") {
+		t.Fatalf("Up = %v", err)
+	}
+	if r := e.record("app", "1"); r.Outcome != migrate.OutcomeFailed {
+		t.Errorf("row = %+v, want failed", r)
+	}
+}

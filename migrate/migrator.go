@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,9 +37,9 @@ type Config struct {
 	// (see package pglock), so migrators sharing a table share a lock.
 	Schema, Table string
 	// LockTimeout and StatementTimeout are PostgreSQL's lock_timeout and
-	// statement_timeout for each migration's statements, set with SET
-	// LOCAL in its transaction (or for the session, around a migration
-	// without one). They bound how long DDL may queue behind other
+	// statement_timeout for migrations: the defaults of the session that
+	// runs them (connection parameters, which the reset between
+	// migrations restores). They bound how long DDL may queue behind other
 	// sessions' locks (a queued ALTER TABLE blocks every query after it)
 	// and how long one statement may run. Defaults 10s and 1h; a negative
 	// value means no limit. A lock_timeout failure is temporary: it is
@@ -50,10 +51,10 @@ type Config struct {
 	// after a newer one shipped). By default Up refuses and lists them.
 	AllowOutOfOrder bool
 	// ClientCheckInterval is PostgreSQL's client_connection_check_interval
-	// (14 and later) during migrations: how soon the server notices that a
-	// migrating process died in the middle of a long statement, and so
-	// rolls back and frees the lock for a waiter. Default 2s; negative
-	// leaves the server's setting.
+	// (14 and later) on the session that runs migrations: how soon the
+	// server notices that a migrating process died in the middle of a long
+	// statement, and so rolls back and frees the lock for a waiter. Default
+	// 2s; negative leaves the server's setting.
 	ClientCheckInterval time.Duration
 	// ApplicationName is the migration session's application_name, which
 	// waiters show as the lock's holder. Default: the connection config's,
@@ -84,7 +85,7 @@ func (c Config) withDefaults() Config {
 		c.ClientCheckInterval = DefaultClientCheckInterval
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
@@ -111,24 +112,32 @@ const (
 // alongside them.
 type Migrator struct {
 	connConfig *pgx.ConnConfig
-	cfg        Config
-	lines      []Line
-	history    *History
-	runner     string
-	log        *slog.Logger
+	// runConfig is connConfig with the migrations' timeouts as session
+	// defaults, for the sessions that run them.
+	runConfig *pgx.ConnConfig
+	// noCheckInterval is set once the server refused
+	// client_connection_check_interval (PostgreSQL 13 and older).
+	noCheckInterval atomic.Bool
+	cfg             Config
+	lines           []Line
+	history         *History
+	runner          string
+	log             *slog.Logger
 
 	runMu sync.Mutex
 	prog  progress
 }
 
 // New returns a Migrator for the database connConfig reaches. It checks
-// cfg and lines (see Validate) but does not connect.
+// cfg and lines as Validate does, short of reading files (runs check the
+// files they need before they run anything; see Load), and does not
+// connect.
 func New(connConfig *pgx.ConnConfig, cfg Config, lines ...Line) (*Migrator, error) {
 	if connConfig == nil {
 		return nil, errors.New("migrate: nil connection config")
 	}
 	cfg = cfg.withDefaults()
-	if err := Validate(lines...); err != nil {
+	if err := joinProblems("migrations", "fix the migrations named above; nothing was run", checkLines(lines)); err != nil {
 		return nil, err
 	}
 	cc := connConfig.Copy()
@@ -143,10 +152,22 @@ func New(connConfig *pgx.ConnConfig, cfg Config, lines ...Line) (*Migrator, erro
 	}
 	m := &Migrator{
 		connConfig: cc,
+		runConfig:  cc.Copy(),
 		cfg:        cfg,
 		lines:      lines,
 		history:    NewHistory(cfg.Schema, cfg.Table),
 		log:        cfg.Logger,
+	}
+	ms := func(d time.Duration) string {
+		if d < 0 {
+			return "0" // no limit
+		}
+		return strconv.FormatInt(max(1, d.Milliseconds()), 10)
+	}
+	m.runConfig.RuntimeParams["lock_timeout"] = ms(cfg.LockTimeout)
+	m.runConfig.RuntimeParams["statement_timeout"] = ms(cfg.StatementTimeout)
+	if cfg.ClientCheckInterval > 0 {
+		m.runConfig.RuntimeParams[checkInterval] = ms(cfg.ClientCheckInterval)
 	}
 	host, _ := os.Hostname()
 	m.runner = fmt.Sprintf("%s pid %d app %s", host, os.Getpid(), cc.RuntimeParams["application_name"])
@@ -186,8 +207,25 @@ func (m *Migrator) line(name string) (*Line, error) {
 		Hint: fmt.Sprintf("use one of %v", m.lineNames())}
 }
 
-func (m *Migrator) connect(ctx context.Context) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, m.connConfig)
+const checkInterval = "client_connection_check_interval"
+
+// connect opens a session; run says it will run migrations, with their
+// timeouts (runConfig).
+func (m *Migrator) connect(ctx context.Context, run bool) (*pgx.Conn, error) {
+	cc := m.connConfig
+	if run {
+		cc = m.runConfig
+		if m.noCheckInterval.Load() {
+			cc = cc.Copy()
+			delete(cc.RuntimeParams, checkInterval)
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42704" && strings.Contains(pgErr.Message, checkInterval) {
+		m.noCheckInterval.Store(true) // PostgreSQL 13 or older: do without
+		return m.connect(ctx, run)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("migrate: connect: %w", err)
 	}
@@ -200,24 +238,87 @@ func closeConn(ctx context.Context, conn *pgx.Conn) {
 	conn.Close(ctx)
 }
 
-// report reads the history of the migrator's lines and compares.
-func (m *Migrator) report(ctx context.Context, db DB) (*Report, error) {
-	recs, err := m.history.Records(ctx, db, m.lineNames()...)
+// report reads the history of the migrator's lines and compares. A run
+// reads only what it needs to plan (full is false); Status and Plan show
+// whole rows.
+func (m *Migrator) report(ctx context.Context, db DB, full bool) (*Report, error) {
+	var recs []Record
+	var err error
+	if full {
+		recs, err = m.history.Records(ctx, db, m.lineNames()...)
+	} else {
+		recs, err = m.history.summary(ctx, db, m.lineNames())
+	}
 	if err != nil {
+		return nil, err
+	}
+	if err := m.readFiles(); err != nil {
 		return nil, err
 	}
 	return analyze(m.lines, recs), nil
 }
 
+// readFiles reads every migration file, once (later calls cost nothing),
+// and refuses when one cannot be read: an applied migration's checksum
+// must be checked, a pending one's statements run.
+func (m *Migrator) readFiles() error {
+	return joinProblems("migration files", "make the files named above readable; nothing was run",
+		eachFile(allMigrations(m.lines), readMigration))
+}
+
+func readMigration(mig *Migration) []error {
+	if err := mig.read(); err != nil {
+		return []error{err}
+	}
+	return nil
+}
+
+// readFilesMeanwhile starts reading the migration files while the caller
+// connects and reads the history, which needs no file: a thousand small
+// files take about as long to read as a connection takes to set up. It
+// reads on one goroutine, leaving a core to the server setting up the
+// session; readFiles finishes the work on all. The returned function
+// waits for the reading to end.
+func (m *Migrator) readFilesMeanwhile() (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		eachFileOn(1, allMigrations(m.lines), readMigration) // errors are for readFiles to report
+	}()
+	return func() { <-done }
+}
+
+// checkPending parses the migrations about to run and checks their
+// statements (see Validate), so that a bad file stops the run before
+// anything in it runs.
+func checkPending(steps []Entry, dir Direction) error {
+	migs := make([]*Migration, len(steps))
+	for i, e := range steps {
+		migs[i] = e.migration
+	}
+	errs := eachFile(migs, func(mig *Migration) []error {
+		if err := mig.parse(); err != nil {
+			return []error{err}
+		}
+		if s := mig.step(dir); s != nil {
+			return checkStep(s)
+		}
+		return nil
+	})
+	return joinProblems("migrations", "fix the migrations named above; nothing was run", errs)
+}
+
 // inspect reads the history on a session of its own, without the lock,
 // and hands the comparison to fn.
 func (m *Migrator) inspect(ctx context.Context, fn func(*pgx.Conn, *Report) error) error {
-	conn, err := m.connect(ctx)
+	wait := m.readFilesMeanwhile()
+	defer wait()
+	conn, err := m.connect(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer closeConn(ctx, conn)
-	rep, err := m.report(ctx, conn)
+	rep, err := m.report(ctx, conn, true)
 	if err != nil {
 		return err
 	}
@@ -252,6 +353,9 @@ func (m *Migrator) Plan(ctx context.Context) (*Plan, error) {
 	var problems error
 	err := m.inspect(ctx, func(_ *pgx.Conn, r *Report) error {
 		plan, problems = r.plan("", 0), r.problems(m.cfg.AllowOutOfOrder)
+		if problems == nil {
+			problems = checkPending(plan.Steps(), DirUp)
+		}
 		return nil
 	})
 	if err != nil {
@@ -265,7 +369,7 @@ type Result struct {
 	// Applied lists the migrations run, in order (reverted ones for Down).
 	Applied []Applied `json:"applied"`
 	// Locked says whether the run took the lock; a run with nothing to do
-	// does not.
+	// does not, nor one that waited until another process had done it.
 	Locked bool `json:"locked"`
 	// LockWait is how long the run waited for the lock.
 	LockWait time.Duration `json:"lock_wait"`
@@ -291,7 +395,9 @@ type Applied struct {
 // given to New. With nothing pending it returns at once, without taking
 // the lock; otherwise it waits for the lock, reads the history again (a
 // replica may have done the work meanwhile) and applies what is still
-// pending, each migration committing on its own.
+// pending, each migration committing on its own. While it waits, each
+// time the lock changes hands and is taken again before it, it looks at
+// the history too, and returns without the lock once nothing is pending.
 //
 // It refuses to start, returning a *status.ActionError, when an applied
 // migration changed (see Accept) or, unless Config.AllowOutOfOrder, when a
@@ -316,7 +422,9 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 	res := &Result{}
 	start := time.Now()
 	m.prog.set("checking", "reading migration history")
-	err := m.withSession(ctx, res, true, func(conn *pgx.Conn, lock func() error) error {
+	wait := m.readFilesMeanwhile()
+	defer wait()
+	err := m.withSession(ctx, res, true, true, func(conn *pgx.Conn, lock func(neededFunc) error) error {
 		rep, err := m.review(ctx, conn, m.cfg.AllowOutOfOrder)
 		if err != nil {
 			return err
@@ -325,7 +433,21 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 			m.logUnknown(rep)
 			return nil
 		}
-		if err := lock(); err != nil {
+		// While waiting, a replica may finish the work: whenever the lock
+		// changes hands, look again, without the lock.
+		err = lock(func(ctx context.Context) (bool, error) {
+			rep, err := m.report(ctx, conn, false)
+			if err != nil {
+				return false, err
+			}
+			return len(rep.plan(line, upTo).Steps()) > 0, nil
+		})
+		if errors.Is(err, pglock.ErrNotNeeded) {
+			m.log.Info("another process applied the pending migrations while this one waited for the lock",
+				logWaited, res.LockWait.Round(time.Millisecond))
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		// Under the lock: whoever held it before may have done the work.
@@ -333,7 +455,11 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 			return err
 		}
 		m.logUnknown(rep)
-		return m.runSteps(ctx, conn, res, DirUp, rep.plan(line, upTo).Steps(), func(e Entry) int64 {
+		steps := rep.plan(line, upTo).Steps()
+		if err := checkPending(steps, DirUp); err != nil {
+			return err
+		}
+		return m.runSteps(ctx, conn, res, DirUp, steps, func(e Entry) int64 {
 			return max(e.Version, lineCurrent(rep, e.Line))
 		})
 	})
@@ -346,7 +472,7 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 // error that forbids running: drift, or out-of-order migrations unless
 // allowed.
 func (m *Migrator) review(ctx context.Context, conn *pgx.Conn, allowOutOfOrder bool) (*Report, error) {
-	rep, err := m.report(ctx, conn)
+	rep, err := m.report(ctx, conn, false)
 	if err != nil {
 		return nil, err
 	}
@@ -438,10 +564,11 @@ func (m *Migrator) logUnknown(rep *Report) {
 
 // withSession runs fn on a new session; fn calls lock to take the
 // migration lock, which is released, with the session closed, when fn
-// returns.
-// track says whether the lock wait shows in Check.
-func (m *Migrator) withSession(ctx context.Context, res *Result, track bool, fn func(conn *pgx.Conn, lock func() error) error) error {
-	conn, err := m.connect(ctx)
+// returns. needed, when not nil, is asked while waiting whether the lock
+// is still needed (see pglock.Options.Needed). run says the session runs
+// migrations (see connect); track whether the lock wait shows in Check.
+func (m *Migrator) withSession(ctx context.Context, res *Result, run, track bool, fn func(conn *pgx.Conn, lock func(neededFunc) error) error) error {
+	conn, err := m.connect(ctx, run)
 	if err != nil {
 		return err
 	}
@@ -457,9 +584,11 @@ func (m *Migrator) withSession(ctx context.Context, res *Result, track bool, fn 
 			m.log.Warn("release migration lock", logErr, err)
 		}
 	}()
-	return fn(conn, func() error {
-		l, err := m.acquire(ctx, conn, track)
+	return fn(conn, func(needed neededFunc) error {
+		start := time.Now()
+		l, err := m.acquire(ctx, conn, track, needed)
 		if err != nil {
+			res.LockWait = time.Since(start)
 			return err
 		}
 		held = l
@@ -468,13 +597,18 @@ func (m *Migrator) withSession(ctx context.Context, res *Result, track bool, fn 
 	})
 }
 
+// neededFunc says whether a waiter still needs the lock (see
+// pglock.Options.Needed).
+type neededFunc = func(context.Context) (bool, error)
+
 // acquire takes the migration lock on conn, reporting the wait.
-func (m *Migrator) acquire(ctx context.Context, conn *pgx.Conn, track bool) (*pglock.Lock, error) {
+func (m *Migrator) acquire(ctx context.Context, conn *pgx.Conn, track bool, needed neededFunc) (*pglock.Lock, error) {
 	var db string
-	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT current_database()", pgx.QueryExecModeExec).Scan(&db); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	opts := m.cfg.Lock
+	opts.Needed = needed
 	userOnWait := opts.OnWait
 	opts.OnWait = func(w pglock.Wait) {
 		if track {
@@ -512,8 +646,8 @@ func (m *Migrator) acquire(ctx context.Context, conn *pgx.Conn, track bool) (*pg
 func (m *Migrator) WithLock(ctx context.Context, fn func(ctx context.Context, conn *pgx.Conn) error) error {
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
-	return m.withSession(ctx, &Result{}, false, func(conn *pgx.Conn, lock func() error) error {
-		if err := lock(); err != nil {
+	return m.withSession(ctx, &Result{}, false, false, func(conn *pgx.Conn, lock func(neededFunc) error) error {
+		if err := lock(nil); err != nil {
 			return err
 		}
 		if _, err := conn.Exec(ctx, resetSession); err != nil {
@@ -541,10 +675,13 @@ func (m *Migrator) Accept(ctx context.Context, line string, version int64) error
 		return &status.ActionError{Problem: fmt.Sprintf("line %s has no migration %d", line, version),
 			Hint: "give the version of a migration file"}
 	}
+	if err := mig.read(); err != nil {
+		return joinProblems("migration files", "make the file readable, then accept it", []error{err})
+	}
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
-	return m.withSession(ctx, &Result{}, false, func(conn *pgx.Conn, lock func() error) error {
-		if err := lock(); err != nil {
+	return m.withSession(ctx, &Result{}, false, false, func(conn *pgx.Conn, lock func(neededFunc) error) error {
+		if err := lock(nil); err != nil {
 			return err
 		}
 		r, ok, err := m.history.Get(ctx, conn, line, versionKey(version))
@@ -555,12 +692,12 @@ func (m *Migrator) Accept(ctx context.Context, line string, version int64) error
 			return &status.ActionError{Problem: fmt.Sprintf("%s migration %d is not applied; there is nothing to accept", line, version),
 				Hint: "accept applies to migrations already applied; run uplink migrate up for pending ones"}
 		}
-		if r.Checksum == mig.Checksum {
+		if r.Checksum == mig.Checksum() {
 			return nil
 		}
 		m.log.Info("accepted a changed migration", logLine, line, logVersion, version, logFile, mig.File,
-			"recorded", r.Checksum, "current", mig.Checksum)
-		r.Checksum, r.Name, r.Runner = mig.Checksum, mig.Name, m.runner
+			"recorded", r.Checksum, "current", mig.Checksum())
+		r.Checksum, r.Name, r.Runner = mig.Checksum(), mig.Name, m.runner
 		return m.history.Put(ctx, conn, r)
 	})
 }
@@ -592,8 +729,10 @@ func (m *Migrator) down(ctx context.Context, line string, target int64) (*Result
 	res := &Result{}
 	start := time.Now()
 	m.prog.set("checking", "reading migration history")
-	err := m.withSession(ctx, res, true, func(conn *pgx.Conn, lock func() error) error {
-		if err := lock(); err != nil {
+	wait := m.readFilesMeanwhile()
+	defer wait()
+	err := m.withSession(ctx, res, true, true, func(conn *pgx.Conn, lock func(neededFunc) error) error {
+		if err := lock(nil); err != nil {
 			return err
 		}
 		rep, err := m.review(ctx, conn, true)
@@ -602,6 +741,9 @@ func (m *Migrator) down(ctx context.Context, line string, target int64) (*Result
 		}
 		steps, err := downSteps(rep, line, target)
 		if err != nil {
+			return err
+		}
+		if err := checkPending(steps, DirDown); err != nil {
 			return err
 		}
 		return m.runSteps(ctx, conn, res, DirDown, steps, func(e Entry) int64 {
@@ -651,6 +793,8 @@ func downSteps(rep *Report, line string, target int64) ([]Entry, error) {
 				Problem: fmt.Sprintf("%s migration %d (%s) is applied but unknown to this binary; it cannot be reverted", line, e.Version, e.Name),
 				Hint:    "revert it with the release that has its file",
 			}
+		case e.migration.parse() != nil:
+			return nil, checkPending([]Entry{e}, DirDown)
 		case !e.migration.HasDown():
 			return nil, &status.ActionError{
 				Problem: fmt.Sprintf("%s: %s migration %d has no down migration", e.migration.source(), line, e.Version),

@@ -106,33 +106,37 @@ func (p *Plan) Steps() []Entry {
 	return out
 }
 
-// analyze compares lines with their history rows.
+// analyze compares lines with their history rows. The migrations' files
+// must have been read (see Migrator.readFiles): an unread one has no
+// checksum to compare.
 func analyze(lines []Line, recs []Record) *Report {
 	byLine := map[string]map[int64]*Record{}
 	for i := range recs {
 		r := &recs[i]
-		if byLine[r.Line] == nil {
-			byLine[r.Line] = map[int64]*Record{}
+		rows := byLine[r.Line]
+		if rows == nil {
+			rows = make(map[int64]*Record, len(recs))
+			byLine[r.Line] = rows
 		}
 		if r.Version != 0 {
-			byLine[r.Line][r.Version] = r
+			rows[r.Version] = r
 		}
 	}
 	rep := &Report{}
 	for _, l := range lines {
-		lr := LineReport{Line: l.Name}
+		lr := LineReport{Line: l.Name, Entries: make([]Entry, 0, len(l.Migrations))}
 		rows := byLine[l.Name]
-		known := map[int64]bool{}
+		recorded := 0
 		for _, m := range l.Migrations {
-			known[m.Version] = true
 			lr.Target = max(lr.Target, m.Version)
-			e := Entry{Line: l.Name, Version: m.Version, Name: m.Name, File: m.File, Checksum: m.Checksum,
+			e := Entry{Line: l.Name, Version: m.Version, Name: m.Name, File: m.File, Checksum: m.Checksum(),
 				State: StatePending, migration: m, Record: rows[m.Version]}
 			if r := e.Record; r != nil {
+				recorded++
 				switch r.Outcome {
 				case OutcomeApplied:
 					e.State = StateApplied
-					e.Drifted = r.Checksum != "" && m.Checksum != "" && r.Checksum != m.Checksum
+					e.Drifted = r.Checksum != "" && e.Checksum != "" && r.Checksum != e.Checksum
 				default:
 					e.State = StateFailed
 					e.Resume = resumable(m, r)
@@ -140,12 +144,21 @@ func analyze(lines []Line, recs []Record) *Report {
 			}
 			lr.Entries = append(lr.Entries, e)
 		}
-		for v, r := range rows {
-			if !known[v] && r.Outcome == OutcomeApplied {
-				lr.Entries = append(lr.Entries, Entry{Line: l.Name, Version: v, Name: r.Name, State: StateUnknown, Record: r})
+		if recorded < len(rows) { // rows of migrations this binary does not have
+			known := make(map[int64]bool, len(l.Migrations))
+			for _, m := range l.Migrations {
+				known[m.Version] = true
+			}
+			for v, r := range rows {
+				if !known[v] && r.Outcome == OutcomeApplied {
+					lr.Entries = append(lr.Entries, Entry{Line: l.Name, Version: v, Name: r.Name, State: StateUnknown, Record: r})
+				}
 			}
 		}
-		slices.SortFunc(lr.Entries, func(a, b Entry) int { return cmp.Compare(a.Version, b.Version) })
+		byVersion := func(a, b Entry) int { return cmp.Compare(a.Version, b.Version) }
+		if !slices.IsSortedFunc(lr.Entries, byVersion) {
+			slices.SortFunc(lr.Entries, byVersion)
+		}
 		for _, e := range lr.Entries {
 			if e.State == StateApplied || e.State == StateUnknown {
 				lr.Current = max(lr.Current, e.Version)

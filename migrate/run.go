@@ -4,64 +4,163 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/uplinkhq/uplink/migrate/sqlsplit"
 )
 
-// resetSession undoes what a migration may leave on its session, so that
+// resetStatements undo what a migration may leave on its session, so that
 // nothing leaks into the next one: DISCARD ALL without its two harmful
 // parts, releasing advisory locks (the migration lock) and deallocating
-// prepared statements (pgx's cache). RESET ALL does not reset the role.
-const resetSession = "RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES; CLOSE ALL; UNLISTEN *; "
+// prepared statements (pgx's cache, the history writes). RESET ALL
+// restores the timeouts too: a migration session has them as its
+// defaults (see Migrator.runConfig). RESET SESSION AUTHORIZATION resets
+// the role as well.
+var resetStatements = []string{"RESET ALL", "RESET SESSION AUTHORIZATION", "DISCARD TEMP", "DISCARD SEQUENCES",
+	"CLOSE ALL", "UNLISTEN *"}
 
-// asSessionRole makes the rest of a transaction run as the session's own
-// user, for history writes after a migration that switched roles (SET
-// ROLE app_owner, to own what it creates); at commit the migration's role
-// comes back.
-const asSessionRole = "SET LOCAL SESSION AUTHORIZATION DEFAULT; SET LOCAL ROLE NONE; "
+// resetSession is resetStatements as one simple query.
+const resetSession = "RESET ALL; RESET SESSION AUTHORIZATION; DISCARD TEMP; DISCARD SEQUENCES; CLOSE ALL; UNLISTEN *"
 
-// settings returns the SET (scope "SET") or SET LOCAL commands for a
-// migration's timeouts.
-func (m *Migrator) settings(conn *pgx.Conn, scope string) string {
-	ms := func(d time.Duration) int64 {
-		if d < 0 {
-			return 0 // no limit
-		}
-		return max(1, d.Milliseconds())
-	}
-	s := fmt.Sprintf("%s lock_timeout = %d; %s statement_timeout = %d; ",
-		scope, ms(m.cfg.LockTimeout), scope, ms(m.cfg.StatementTimeout))
-	if m.cfg.ClientCheckInterval > 0 && serverMajor(conn) >= 14 {
-		s += fmt.Sprintf("%s client_connection_check_interval = %d; ", scope, ms(m.cfg.ClientCheckInterval))
-	}
-	return s
-}
-
-func serverMajor(conn *pgx.Conn) int {
-	v := conn.PgConn().ParameterStatus("server_version") // "15.4 (Debian 15.4-1)"
-	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
-	if end < 0 {
-		end = len(v)
-	}
-	n, _ := strconv.Atoi(v[:end])
-	return n
-}
+// asSessionUser makes the rest of a transaction run as the session's own
+// user, for a history write after a migration that switched roles (SET
+// ROLE app_owner, to own what it creates) or, as a superuser, users.
+const asSessionUser = "SET LOCAL SESSION AUTHORIZATION DEFAULT"
 
 func execStatement(ctx context.Context, conn *pgx.Conn, sql string) error {
 	_, err := conn.PgConn().Exec(ctx, sql).ReadAll()
 	return err
 }
 
+// historyWrite is one write to the history table, as a statement the
+// session prepares once (so the server plans it once) and its arguments.
+type historyWrite struct {
+	name, sql string
+	args      []any
+}
+
+// put writes r; first says no row exists for it yet (it was read under the
+// lock), so a plain INSERT does, cheaper than an upsert.
+func (m *Migrator) put(r Record, first bool) historyWrite {
+	if first {
+		return historyWrite{name: "uplink_history_insert", sql: m.history.insertSQL(), args: putArgs(r)}
+	}
+	return historyWrite{name: "uplink_history_put", sql: m.history.putSQL(), args: putArgs(r)}
+}
+
+func (m *Migrator) forget(line string, version int64) historyWrite {
+	return historyWrite{name: "uplink_history_delete", sql: m.history.deleteSQL(), args: []any{line, versionKey(version)}}
+}
+
+// queue appends w to b, preparing its statement on conn the first time.
+func (w historyWrite) queue(ctx context.Context, conn *pgx.Conn, b *pgconn.Batch) error {
+	sd, err := conn.Prepare(ctx, w.name, w.sql) // answered from pgx's cache after the first time
+	if err != nil {
+		return fmt.Errorf("prepare history write: %w", err)
+	}
+	values, formats, err := encodeArgs(conn.TypeMap(), sd.ParamOIDs, w.args)
+	if err != nil {
+		return fmt.Errorf("history write: %w", err)
+	}
+	b.ExecPrepared(sd.Name, values, formats, nil)
+	return nil
+}
+
+// encodeArgs encodes arguments for the parameters oids, as pgx would for
+// a query; nil is NULL.
+func encodeArgs(types *pgtype.Map, oids []uint32, args []any) ([][]byte, []int16, error) {
+	if len(args) != len(oids) {
+		return nil, nil, fmt.Errorf("%d arguments for %d parameters", len(args), len(oids))
+	}
+	values, formats := make([][]byte, len(args)), make([]int16, len(args))
+	buf := make([]byte, 0, 512) // not nil: Encode returns nil for NULL only
+	for i, a := range args {
+		if a == nil {
+			continue
+		}
+		formats[i] = types.FormatCodeForOID(oids[i])
+		out, err := types.Encode(oids[i], formats[i], a, buf)
+		if err != nil {
+			return nil, nil, fmt.Errorf("parameter $%d: %w", i+1, err)
+		}
+		if out != nil {
+			values[i], buf = out[len(buf):], out
+		}
+	}
+	return values, formats, nil
+}
+
+// exec appends a statement without parameters to b.
+func exec(b *pgconn.Batch, sql string) { b.ExecParams(sql, nil, nil, nil, nil) }
+
+// queueCommit ends a migration's transaction: it resets the session, which
+// also makes the history write run as the session's own user, writes the
+// history row and commits. The reset thus commits with the migration, and
+// the next migration starts on a clean session without a statement of
+// its own. guard adds a statement that fails unless the transaction is
+// still open (LOCK TABLE outside a transaction block is an error), for
+// code that could have ended it (a Go migration's COMMIT); SQL files are
+// checked for transaction control before they run (see checkStep).
+// It returns how many statements it queued before the history write.
+func (m *Migrator) queueCommit(ctx context.Context, conn *pgx.Conn, b *pgconn.Batch, w historyWrite, guard bool) (int, error) {
+	for _, q := range resetStatements {
+		exec(b, q)
+	}
+	n := len(resetStatements)
+	if guard {
+		exec(b, "LOCK TABLE "+m.history.ident+" IN ROW EXCLUSIVE MODE")
+		n++
+	}
+	if err := w.queue(ctx, conn, b); err != nil {
+		return 0, err
+	}
+	exec(b, "COMMIT")
+	return n, nil
+}
+
+// tailError explains the failure of statement i of what queueCommit
+// queued, where the history write is statement write.
+func tailError(i, write int, guard bool, err error) error {
+	switch {
+	case guard && i == write-1:
+		return errors.New("the migration ended its transaction; remove transaction control (BEGIN, COMMIT) from it")
+	case i == write:
+		return fmt.Errorf("write history: %w", err)
+	}
+	return err // a deferred constraint, a serialization failure at COMMIT
+}
+
+// sendBatch sends b in one round trip and returns how many of its
+// statements completed; on an error the server skipped the rest.
+func sendBatch(ctx context.Context, conn *pgx.Conn, b *pgconn.Batch) (int, error) {
+	results, err := conn.PgConn().ExecBatch(ctx, b).ReadAll()
+	done := len(results)
+	for i, r := range results {
+		if r.Err != nil {
+			done = i
+			break
+		}
+	}
+	return done, err
+}
+
+// rollback ends a transaction a failure left open, if the session lives.
+func rollback(ctx context.Context, conn *pgx.Conn) {
+	if !conn.IsClosed() && conn.PgConn().TxStatus() != 'I' {
+		conn.PgConn().Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll()
+	}
+}
+
 // applyUp runs one pending migration and records it.
 func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry) (Applied, error) {
 	mig := e.migration
 	rec := Record{Line: e.Line, Key: versionKey(e.Version), Version: e.Version, Name: mig.Name,
-		Checksum: mig.Checksum, Attempts: 1, Runner: m.runner}
+		Checksum: mig.Checksum(), Attempts: 1, Runner: m.runner}
 	if e.Record != nil {
 		rec.Attempts = e.Record.Attempts + 1
 	}
@@ -70,9 +169,9 @@ func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry) (Applie
 	if mig.up.noTx {
 		err = m.upNoTx(ctx, conn, e, &rec, start)
 	} else {
-		err = m.inTx(ctx, conn, e.Line, mig, DirUp, func() string {
+		err = m.inTx(ctx, conn, e.Line, mig, DirUp, func() historyWrite {
 			rec.Outcome, rec.Duration = OutcomeApplied, time.Since(start)
-			return m.history.upsert(rec)
+			return m.put(rec, e.Record == nil)
 		})
 		var me *MigrationError
 		if errors.As(err, &me) {
@@ -90,7 +189,7 @@ func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry) (Applie
 func (m *Migrator) applyDown(ctx context.Context, conn *pgx.Conn, e Entry) (Applied, error) {
 	mig := e.migration
 	start := time.Now()
-	forget := m.history.remove(e.Line, versionKey(e.Version))
+	forget := m.forget(e.Line, e.Version)
 	var err error
 	if mig.down.noTx {
 		err = m.noTxSteps(ctx, conn, e.Line, mig, DirDown, 0, nil)
@@ -100,7 +199,7 @@ func (m *Migrator) applyDown(ctx context.Context, conn *pgx.Conn, e Entry) (Appl
 			}
 		}
 	} else {
-		err = m.inTx(ctx, conn, e.Line, mig, DirDown, func() string { return forget })
+		err = m.inTx(ctx, conn, e.Line, mig, DirDown, func() historyWrite { return forget })
 	}
 	a := Applied{Line: e.Line, Version: e.Version, Name: mig.Name, Direction: DirDown, Duration: time.Since(start)}
 	m.logRun(a, mig, err)
@@ -110,10 +209,15 @@ func (m *Migrator) applyDown(ctx context.Context, conn *pgx.Conn, e Entry) (Appl
 // writeOutsideTx runs a history write between the statements of a
 // no-transaction migration, in a transaction of its own so that the
 // session's role can be switched for it alone.
-func writeOutsideTx(ctx context.Context, conn *pgx.Conn, sql string) error {
-	_, err := conn.Exec(ctx, "BEGIN; "+asSessionRole+sql+"; COMMIT")
-	if err != nil && conn.PgConn().TxStatus() != 'I' && !conn.IsClosed() {
-		conn.Exec(ctx, "ROLLBACK")
+func writeOutsideTx(ctx context.Context, conn *pgx.Conn, w historyWrite) error {
+	b := &pgconn.Batch{}
+	exec(b, "BEGIN")
+	exec(b, asSessionUser)
+	err := w.queue(ctx, conn, b)
+	if err == nil {
+		exec(b, "COMMIT")
+		_, err = sendBatch(ctx, conn, b)
+		rollback(ctx, conn)
 	}
 	if err != nil {
 		return fmt.Errorf("write history: %w", err)
@@ -138,34 +242,86 @@ func (m *Migrator) logRun(a Applied, mig *Migration, err error) {
 }
 
 // inTx runs one direction of a migration in a transaction, then the
-// history write that record returns, and commits. The session is reset
-// first and the timeouts are set for the transaction only.
-func (m *Migrator) inTx(ctx context.Context, conn *pgx.Conn, line string, mig *Migration, dir Direction, record func() string) error {
+// history write that record returns, and commits, resetting the session
+// for the next migration (see queueCommit). The session is clean when it
+// starts: fresh, or reset by the migration before.
+//
+// A migration from a file is one round trip: BEGIN, its statements, the
+// reset, the history write and COMMIT go in one pipeline, which the
+// server stops at the first error. A Go migration takes one round trip
+// before its function and one after.
+func (m *Migrator) inTx(ctx context.Context, conn *pgx.Conn, line string, mig *Migration, dir Direction, record func() historyWrite) error {
 	s := mig.step(dir)
 	fail := func(at int, err error) error { return stepError(ctx, conn, line, mig, dir, at, err) }
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: resetSession + "BEGIN; " + m.settings(conn, "SET LOCAL")})
+	switch {
+	case s.fn != nil:
+		return m.inTxFunc(ctx, conn, s.fn, record, fail)
+	case s.multi:
+		return m.inTxFunc(ctx, conn, func(ctx context.Context, _ DB) error {
+			for i, st := range s.stmts {
+				if err := execStatement(ctx, conn, st.SQL); err != nil {
+					return &statementError{i, err}
+				}
+			}
+			return nil
+		}, record, fail)
+	}
+	b := &pgconn.Batch{}
+	exec(b, "BEGIN")
+	for _, st := range s.stmts {
+		exec(b, st.SQL)
+	}
+	write, err := m.queueCommit(ctx, conn, b, record(), false)
 	if err != nil {
 		return fail(-1, err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // after Commit, a no-op
-	if s.fn != nil {
-		if err := s.fn(ctx, tx); err != nil {
-			return fail(0, err)
-		}
+	done, err := sendBatch(ctx, conn, b)
+	if err == nil {
+		return nil
 	}
-	for i, st := range s.stmts {
-		if err := execStatement(ctx, conn, st.SQL); err != nil {
-			return fail(i, err)
-		}
-		if conn.PgConn().TxStatus() != 'T' {
-			return fail(i, errors.New("the statement ended the migration's transaction; remove transaction control (BEGIN, COMMIT) from the migration"))
-		}
+	rollback(ctx, conn)
+	switch tail := done - 1 - len(s.stmts); {
+	case done == 0:
+		return fail(-1, err)
+	case tail < 0:
+		return fail(done-1, err)
+	default:
+		return fail(-1, tailError(tail, write, false, err))
 	}
-	if _, err := tx.Exec(ctx, asSessionRole+record()); err != nil {
-		return fail(-1, fmt.Errorf("write history: %w", err))
+}
+
+// statementError is the failure of statement i of a step run by inTxFunc.
+type statementError struct {
+	i   int
+	err error
+}
+
+func (e *statementError) Error() string { return e.err.Error() }
+
+// inTxFunc is inTx for a Go migration, which gets the transaction as a
+// pgx.Tx, and for statements that must be sent one by one.
+func (m *Migrator) inTxFunc(ctx context.Context, conn *pgx.Conn, fn GoFunc, record func() historyWrite, fail func(int, error) error) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fail(-1, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fail(-1, err) // a deferred constraint, a serialization failure
+	if err := fn(ctx, tx); err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		if se, ok := err.(*statementError); ok {
+			return fail(se.i, se.err)
+		}
+		return fail(0, err)
+	}
+	// The tail commits behind pgx's back: tx is not used again.
+	b := &pgconn.Batch{}
+	write, err := m.queueCommit(ctx, conn, b, record(), true)
+	if err != nil {
+		tx.Rollback(context.WithoutCancel(ctx))
+		return fail(-1, err)
+	}
+	if done, err := sendBatch(ctx, conn, b); err != nil {
+		rollback(ctx, conn)
+		return fail(-1, tailError(done, write, true, err))
 	}
 	return nil
 }
@@ -182,7 +338,7 @@ func (m *Migrator) upNoTx(ctx context.Context, conn *pgx.Conn, e Entry, rec *Rec
 	rec.Outcome, rec.StatementsDone, rec.StatementHashes = OutcomeRunning, e.Resume, hashes[:e.Resume]
 	progress := func(done int) error {
 		rec.StatementsDone, rec.StatementHashes = done, hashes[:done]
-		return writeOutsideTx(ctx, conn, m.history.upsert(*rec))
+		return writeOutsideTx(ctx, conn, m.put(*rec, false))
 	}
 	err := m.noTxSteps(ctx, conn, e.Line, e.migration, DirUp, e.Resume, progress)
 	rec.Duration = time.Since(start)
@@ -200,7 +356,7 @@ func (m *Migrator) upNoTx(ctx context.Context, conn *pgx.Conn, e Entry, rec *Rec
 		return err
 	}
 	rec.Outcome, rec.StatementsDone, rec.StatementHashes = OutcomeApplied, len(hashes), hashes
-	if err := writeOutsideTx(ctx, conn, m.history.upsert(*rec)); err != nil {
+	if err := writeOutsideTx(ctx, conn, m.put(*rec, false)); err != nil {
 		return stepError(ctx, conn, e.Line, e.migration, DirUp, -1, err)
 	}
 	return nil
@@ -212,7 +368,14 @@ func (m *Migrator) upNoTx(ctx context.Context, conn *pgx.Conn, e Entry, rec *Rec
 func (m *Migrator) noTxSteps(ctx context.Context, conn *pgx.Conn, line string, mig *Migration, dir Direction, skip int, progress func(done int) error) error {
 	s := mig.step(dir)
 	fail := func(at int, err error) error { return stepError(ctx, conn, line, mig, dir, at, err) }
-	if _, err := conn.Exec(ctx, resetSession+m.settings(conn, "SET")); err != nil {
+	// Statements in autocommit leave what they set on the session: reset
+	// it after them as well as before.
+	defer func() {
+		if !conn.IsClosed() && conn.PgConn().TxStatus() == 'I' {
+			execStatement(context.WithoutCancel(ctx), conn, resetSession)
+		}
+	}()
+	if err := execStatement(ctx, conn, resetSession); err != nil {
 		return fail(-1, err)
 	}
 	before, err := invalidIndexes(ctx, conn)
@@ -291,7 +454,7 @@ func (m *Migrator) recordFailure(ctx context.Context, conn *pgx.Conn, rec Record
 	if conn.PgConn().TxStatus() != 'I' {
 		conn.Exec(ctx, "ROLLBACK") // a no-transaction file's own BEGIN
 	}
-	if err := writeOutsideTx(ctx, conn, m.history.upsert(rec)); err != nil {
+	if err := writeOutsideTx(ctx, conn, m.put(rec, false)); err != nil {
 		m.log.Warn("could not record the failed migration", logLine, rec.Line, logVersion, rec.Version, logErr, err)
 	}
 }

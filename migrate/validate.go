@@ -6,19 +6,29 @@ import (
 	"strings"
 
 	"github.com/uplinkhq/uplink/migrate/sqlfile"
-	"github.com/uplinkhq/uplink/status"
 )
 
 // Validate checks lines without a database: line names present and
 // unique, versions positive and unique within a line, Go migrations with
-// an up function, and statements that would fail where they are put:
-// transaction control (BEGIN, COMMIT...) inside a migration that Uplink
-// already runs in a transaction, and statements PostgreSQL refuses to run
-// in one (CREATE INDEX CONCURRENTLY, VACUUM...) in a migration not marked
-// to run without. New calls it; call it yourself to check files in CI.
+// an up function, and every file: that it can be read and parsed, and
+// that no statement would fail where it is put: transaction control
+// (BEGIN, COMMIT...) inside a migration that Uplink already runs in a
+// transaction, and statements PostgreSQL refuses to run in one (CREATE
+// INDEX CONCURRENTLY, VACUUM...) in a migration not marked to run
+// without. Call it to check files in CI (uplink migrate validate does).
+//
+// New checks only what does not need the files, and a Migrator checks the
+// files of the migrations it runs before it runs any (see Load).
 //
 // Problems come back together as a *status.ActionError.
 func Validate(lines ...Line) error {
+	errs := checkLines(lines)
+	errs = append(errs, eachFile(allMigrations(lines), checkContents)...)
+	return joinProblems("migrations", "fix the migrations named above; nothing was run", errs)
+}
+
+// checkLines checks what Validate does short of reading files.
+func checkLines(lines []Line) []error {
 	var errs []error
 	seenLine := map[string]bool{}
 	for _, l := range lines {
@@ -50,39 +60,45 @@ func Validate(lines ...Line) error {
 			if m.Name == "" {
 				errs = append(errs, fmt.Errorf("line %s: %s: migration without a name", l.Name, m.source()))
 			}
-			if m.up == nil || (m.Format == FormatGo && m.up.fn == nil) {
+			if m.fsys != nil {
+				continue // its file is checked when it is read
+			}
+			if m.up == nil || m.up.fn == nil {
 				errs = append(errs, fmt.Errorf("line %s: %s: no up migration", l.Name, m.source()))
 				continue
 			}
-			errs = append(errs, checkStep(m.up)...)
-			if m.down != nil {
-				errs = append(errs, checkStep(m.down)...)
-			}
 		}
 	}
-	if len(errs) == 0 {
-		return nil
+	return errs
+}
+
+// checkContents parses a file migration and checks its statements.
+func checkContents(m *Migration) []error {
+	if err := m.parse(); err != nil {
+		return []error{err}
 	}
-	return &status.ActionError{
-		Problem: fmt.Sprintf("%d problem(s) in migrations", len(errs)),
-		Hint:    "fix the migrations named above; nothing was run",
-		Err:     errors.Join(errs...),
+	errs := checkStep(m.up)
+	if m.down != nil {
+		errs = append(errs, checkStep(m.down)...)
 	}
+	return errs
 }
 
 const noTxHint = "mark the file to run outside a transaction: -- +goose NO TRANSACTION, or -- migrate:up transaction:false"
 
 // checkStep finds statements that cannot work in the step's transaction
-// mode.
+// mode, or on a migration session.
 func checkStep(s *step) []error {
-	if s.noTx {
-		return nil // anything goes, each statement commits on its own
-	}
 	var errs []error
 	for i, st := range s.stmts {
 		w := leadingWords(st.SQL, 5)
 		var msg, hint string
 		switch {
+		case sessionWrecking(w):
+			msg = fmt.Sprintf("statement %d (%s) would drop what the migration session holds: its prepared statements, or its lock", i+1, strings.ToUpper(strings.Join(w[:min(len(w), 2)], " ")))
+			hint = "remove it; Uplink resets the session between migrations"
+		case s.noTx:
+			continue // anything else goes, each statement commits on its own
 		case txControl(w):
 			msg = fmt.Sprintf("statement %d (%s) controls the transaction, which Uplink already runs the migration in", i+1, strings.ToUpper(w[0]))
 			hint = "remove it; each migration commits on its own, together with its history row"
@@ -103,10 +119,18 @@ func txControl(w []string) bool {
 		return false
 	case w[0] == "begin", w[0] == "commit", w[0] == "end", w[0] == "rollback", w[0] == "abort":
 		return true
-	case w[0] == "start" && len(w) > 1 && w[1] == "transaction":
+	case (w[0] == "start" || w[0] == "prepare") && len(w) > 1 && w[1] == "transaction":
 		return true
 	}
 	return false
+}
+
+// sessionWrecking recognises DEALLOCATE, which drops the session's
+// prepared statements (Uplink writes history rows with them, pgx caches
+// queries with them), and DISCARD ALL, which also releases the migration
+// lock.
+func sessionWrecking(w []string) bool {
+	return len(w) > 0 && (w[0] == "deallocate" || w[0] == "discard" && len(w) > 1 && w[1] == "all")
 }
 
 // noTxOnly recognises statements PostgreSQL refuses inside a transaction

@@ -409,8 +409,8 @@ func (c *migrateCmd) create(name string) int {
 		format = "plain"
 		if last != nil && last.DownFile != "" {
 			format = "pair"
-		} else if last != nil && last.Format != migrate.FormatGo {
-			format = string(last.Format)
+		} else if last != nil && last.Format() != migrate.FormatGo {
+			format = string(last.Format())
 		}
 	}
 	version := nextVersion(last, time.Now())

@@ -179,7 +179,7 @@ func runAB(base string, srv *server) {
 	}
 	fmt.Print(t.String())
 	fmt.Println()
-	fmt.Printf("Uplink's migrate.Load (read, parse and checksum the %d files) took %s of its median (b) run.\n\n", *count, stats.Dur(loadB.Median()))
+	fmt.Printf("Uplink's migrate.Load (list the %d files and check their names; Up reads and checksums them while it connects) took %s of its median (b) run.\n\n", *count, stats.Dur(loadB.Median()))
 	verdict("(b) uplink", b[1], b[0], 1.5, "the floor")
 	fmt.Println()
 }

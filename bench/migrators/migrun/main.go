@@ -40,7 +40,8 @@ import (
 type Result struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Writes  int64         `json:"writes"`
-	// Load is how long uplink's migrate.Load took (read, parse, checksum).
+	// Load is how long uplink's migrate.Load took (list, check names; the
+	// files are read in Up).
 	Load time.Duration `json:"load_ns,omitempty"`
 	// Started and Ended are wall-clock unix nanoseconds, and Locked and
 	// LockWait uplink's own report, so that many processes at once can be

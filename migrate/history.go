@@ -191,7 +191,7 @@ func (h *History) Records(ctx context.Context, db DB, lines ...string) ([]Record
 // start. Rows come with their line, version, name, outcome and checksum
 // only, unless one is not applied (failed, interrupted): then all are
 // read whole, as Records does.
-func (h *History) summary(ctx context.Context, db DB, lines []string) ([]Record, error) {
+func (h *History) summary(ctx context.Context, db DB, lines []string, sizeHint int) ([]Record, error) {
 	if ok, err := h.exists(ctx, db); !ok {
 		return nil, err
 	}
@@ -202,16 +202,24 @@ func (h *History) summary(ctx context.Context, db DB, lines []string) ([]Record,
 		return nil, h.readErr(err)
 	}
 	defer rows.Close()
-	var recs []Record
+	recs := make([]Record, 0, sizeHint)
 	others := false
+	var line string
 	for rows.Next() {
 		// Text format (simple protocol); scanning by hand costs a tenth of
 		// Scan.
 		v := rows.RawValues()
-		if !slices.Contains(lines, string(v[0])) {
-			continue
+		if string(v[0]) != line {
+			i := slices.Index(lines, string(v[0]))
+			if i < 0 {
+				continue
+			}
+			line = lines[i]
 		}
-		r := Record{Line: string(v[0]), Outcome: Outcome(v[2]), Checksum: string(v[3]), Name: string(v[4])}
+		r := Record{Line: line, Outcome: OutcomeApplied, Checksum: string(v[3]), Name: string(v[4])}
+		if string(v[2]) != string(OutcomeApplied) {
+			r.Outcome = Outcome(v[2])
+		}
 		if v[1] != nil {
 			if r.Version, err = strconv.ParseInt(string(v[1]), 10, 64); err != nil {
 				return nil, fmt.Errorf("read history table %s: version %q: %w", h.ident, v[1], err)

@@ -160,15 +160,15 @@ func joinProblems(where, hint string, errs []error) error {
 }
 
 // eachFile calls fn for every migration read from a file, on up to
-// GOMAXPROCS goroutines (reading a file is mostly waiting for system
-// calls), and returns fn's errors.
-func eachFile(migs []*Migration, fn func(*Migration) []error) []error {
+// GOMAXPROCS goroutines (reading a file is mostly system calls), each with
+// a reader of its own, and returns fn's errors.
+func eachFile(migs []*Migration, fn func(*Migration, *reader) []error) []error {
 	return eachFileOn(runtime.GOMAXPROCS(0), migs, fn)
 }
 
 // eachFileOn is eachFile on up to workers goroutines, the caller's
 // included.
-func eachFileOn(workers int, migs []*Migration, fn func(*Migration) []error) []error {
+func eachFileOn(workers int, migs []*Migration, fn func(*Migration, *reader) []error) []error {
 	var files []*Migration
 	for _, m := range migs {
 		if m != nil && m.fsys != nil {
@@ -178,8 +178,10 @@ func eachFileOn(workers int, migs []*Migration, fn func(*Migration) []error) []e
 	errs := make([][]error, len(files))
 	var next atomic.Int64
 	work := func() {
+		var r reader
+		defer r.close()
 		for i := int(next.Add(1)) - 1; i < len(files); i = int(next.Add(1)) - 1 {
-			errs[i] = fn(files[i])
+			errs[i] = fn(files[i], &r)
 		}
 	}
 	var wg sync.WaitGroup

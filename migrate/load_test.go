@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/uplinkhq/uplink/internal/testutil"
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/migrate/sqlfile"
 	"github.com/uplinkhq/uplink/status"
@@ -191,5 +194,36 @@ func TestTasksLineNameIsReserved(t *testing.T) {
 	err := migrate.Validate(migrate.Line{Name: migrate.TasksLine})
 	if err == nil || !strings.Contains(err.Error(), "startup tasks") {
 		t.Fatalf("Validate(line %q) = %v; want it refused", migrate.TasksLine, err)
+	}
+}
+
+// Files of an os.DirFS are read by a shortcut of their own (open relative
+// to the directory): the same contents and errors as any fs.FS.
+func TestLoadFromOSDirectory(t *testing.T) {
+	root := t.TempDir()
+	const plain, up, down = "CREATE TABLE a (id int);\n", "CREATE TABLE b (id int);", "DROP TABLE b;"
+	big := strings.Repeat("-- a long comment to make the file larger than a page\n", 200) + "SELECT 1;\n"
+	dir := filepath.Join(root, "db")
+	testutil.WriteFiles(t, dir, map[string]string{
+		"0001_a.sql": plain, "0002_b.up.sql": up, "0002_b.down.sql": down, "0003_big.sql": big, "0004_gone.sql": "SELECT 4;",
+	})
+	migs, err := migrate.Load(os.DirFS(root), "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "0004_gone.sql")); err != nil {
+		t.Fatal(err)
+	}
+	err = migrate.Validate(migrate.Line{Name: "app", Migrations: migs})
+	if err == nil || !strings.Contains(err.Error(), "db/0004_gone.sql: open db/0004_gone.sql: no such file or directory") {
+		t.Errorf("Validate = %v, want the missing file named", err)
+	}
+	for i, want := range []string{plain, up, big} {
+		if got := migs[i].Checksum(); got != sum(want) {
+			t.Errorf("%s: checksum %s, want %s", migs[i].File, got, sum(want))
+		}
+	}
+	if !migs[1].HasDown() || migs[2].Statements() != 1 {
+		t.Errorf("pair has down %v, big file has %d statements", migs[1].HasDown(), migs[2].Statements())
 	}
 }

@@ -104,13 +104,14 @@ func (s *step) statements() int {
 	return len(s.stmts)
 }
 
-// read reads a file migration's up file and computes its checksum, once.
-func (m *Migration) read() error {
+// read reads a file migration's up file, with r (nil: the ordinary way),
+// and computes its checksum, once.
+func (m *Migration) read(r *reader) error {
 	if m.fsys == nil {
 		return nil
 	}
 	m.readOnce.Do(func() {
-		src, err := readFile(m.fsys, m.File)
+		src, err := r.readFile(m.fsys, m.File)
 		if err != nil {
 			m.readErr = &sqlfile.Error{File: m.File, Msg: err.Error()}
 			return
@@ -120,22 +121,23 @@ func (m *Migration) read() error {
 	return m.readErr
 }
 
-// parse reads and parses a file migration, and its down file, once.
-func (m *Migration) parse() error {
+// parse reads, with r (nil: the ordinary way), and parses a file
+// migration, and its down file, once.
+func (m *Migration) parse(r *reader) error {
 	if m.fsys == nil {
 		return nil
 	}
-	if err := m.read(); err != nil {
+	if err := m.read(r); err != nil {
 		return err
 	}
 	m.parseOnce.Do(func() {
-		m.parseErr = m.parseFiles()
+		m.parseErr = m.parseFiles(r)
 		m.src = nil
 	})
 	return m.parseErr
 }
 
-func (m *Migration) parseFiles() error {
+func (m *Migration) parseFiles(r *reader) error {
 	f, err := sqlfile.Parse(m.File, m.src)
 	if err != nil {
 		return err
@@ -149,7 +151,7 @@ func (m *Migration) parseFiles() error {
 	case f.Down != nil:
 		down = newStep(m.File, f.Down.Statements, f.Down.NoTransaction)
 	case m.DownFile != "":
-		src, err := fs.ReadFile(m.fsys, m.DownFile)
+		src, err := r.readFile(m.fsys, m.DownFile)
 		if err != nil {
 			return &sqlfile.Error{File: m.DownFile, Msg: err.Error()}
 		}
@@ -172,13 +174,13 @@ func (m *Migration) parseFiles() error {
 // file for pairs. A Go migration has the checksum given with WithChecksum,
 // or none, and then changes to it go unnoticed.
 func (m *Migration) Checksum() string {
-	m.read()
+	m.read(nil)
 	return m.checksum
 }
 
 // Format is the file's annotation style, or FormatGo.
 func (m *Migration) Format() sqlfile.Format {
-	m.parse()
+	m.parse(nil)
 	return m.format
 }
 
@@ -194,20 +196,20 @@ func (m *Migration) step(dir Direction) *step {
 // NoTransaction reports whether the up migration runs outside a
 // transaction, statement by statement.
 func (m *Migration) NoTransaction() bool {
-	m.parse()
+	m.parse(nil)
 	return m.up != nil && m.up.noTx
 }
 
 // HasDown reports whether the migration can be reverted.
 func (m *Migration) HasDown() bool {
-	m.parse()
+	m.parse(nil)
 	return m.down != nil
 }
 
 // Statements returns the number of statements of the up migration (1 for
 // a Go migration).
 func (m *Migration) Statements() int {
-	m.parse()
+	m.parse(nil)
 	if m.up == nil {
 		return 0
 	}

@@ -247,7 +247,7 @@ func (m *Migrator) report(ctx context.Context, db DB, full bool) (*Report, error
 	if full {
 		recs, err = m.history.Records(ctx, db, m.lineNames()...)
 	} else {
-		recs, err = m.history.summary(ctx, db, m.lineNames())
+		recs, err = m.history.summary(ctx, db, m.lineNames(), len(allMigrations(m.lines)))
 	}
 	if err != nil {
 		return nil, err
@@ -266,8 +266,8 @@ func (m *Migrator) readFiles() error {
 		eachFile(allMigrations(m.lines), readMigration))
 }
 
-func readMigration(mig *Migration) []error {
-	if err := mig.read(); err != nil {
+func readMigration(mig *Migration, r *reader) []error {
+	if err := mig.read(r); err != nil {
 		return []error{err}
 	}
 	return nil
@@ -296,8 +296,8 @@ func checkPending(steps []Entry, dir Direction) error {
 	for i, e := range steps {
 		migs[i] = e.migration
 	}
-	errs := eachFile(migs, func(mig *Migration) []error {
-		if err := mig.parse(); err != nil {
+	errs := eachFile(migs, func(mig *Migration, r *reader) []error {
+		if err := mig.parse(r); err != nil {
 			return []error{err}
 		}
 		if s := mig.step(dir); s != nil {
@@ -675,7 +675,7 @@ func (m *Migrator) Accept(ctx context.Context, line string, version int64) error
 		return &status.ActionError{Problem: fmt.Sprintf("line %s has no migration %d", line, version),
 			Hint: "give the version of a migration file"}
 	}
-	if err := mig.read(); err != nil {
+	if err := mig.read(nil); err != nil {
 		return joinProblems("migration files", "make the file readable, then accept it", []error{err})
 	}
 	m.runMu.Lock()
@@ -793,7 +793,7 @@ func downSteps(rep *Report, line string, target int64) ([]Entry, error) {
 				Problem: fmt.Sprintf("%s migration %d (%s) is applied but unknown to this binary; it cannot be reverted", line, e.Version, e.Name),
 				Hint:    "revert it with the release that has its file",
 			}
-		case e.migration.parse() != nil:
+		case e.migration.parse(nil) != nil:
 			return nil, checkPending([]Entry{e}, DirDown)
 		case !e.migration.HasDown():
 			return nil, &status.ActionError{

@@ -2,6 +2,11 @@
 
 package migrate
 
-import "os"
+import "io/fs"
 
-func readOSFile(path string) ([]byte, error) { return os.ReadFile(path) }
+// reader reads migration files the ordinary way (see readfile.go).
+type reader struct{}
+
+func (*reader) readFile(fsys fs.FS, name string) ([]byte, error) { return fs.ReadFile(fsys, name) }
+
+func (*reader) close() {}

@@ -44,7 +44,7 @@ func checkLines(lines []Line) []error {
 			continue
 		}
 		seenLine[l.Name] = true
-		seen := map[int64]*Migration{}
+		seen := make(map[int64]*Migration, len(l.Migrations))
 		for _, m := range l.Migrations {
 			if m == nil {
 				errs = append(errs, fmt.Errorf("line %s: nil migration", l.Name))
@@ -73,8 +73,8 @@ func checkLines(lines []Line) []error {
 }
 
 // checkContents parses a file migration and checks its statements.
-func checkContents(m *Migration) []error {
-	if err := m.parse(); err != nil {
+func checkContents(m *Migration, r *reader) []error {
+	if err := m.parse(r); err != nil {
 		return []error{err}
 	}
 	errs := checkStep(m.up)

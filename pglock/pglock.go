@@ -341,9 +341,16 @@ func (l *Lock) Release(ctx context.Context) error {
 		return ErrLost
 	}
 	// Waiters listening on the channel wake when this commits, after the
-	// unlock took effect.
+	// unlock took effect. The notification makes the statement a
+	// transaction that writes its commit to the WAL; nothing in it needs
+	// to be durable, so outside a transaction of the caller's it does not
+	// wait for the disk (synchronous_commit off, for this statement only).
 	var ok bool
-	if err := l.conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1), pg_notify($2, '')", l.key, Channel(l.key)).Scan(&ok, nil); err != nil {
+	q, into := "SELECT pg_advisory_unlock($1), pg_notify($2, '')", []any{&ok, nil}
+	if l.conn.PgConn().TxStatus() == 'I' {
+		q, into = q+", set_config('synchronous_commit', 'off', true)", append(into, nil)
+	}
+	if err := l.conn.QueryRow(ctx, q, l.key, Channel(l.key)).Scan(into...); err != nil {
 		if l.conn.IsClosed() {
 			l.released = true
 			return fmt.Errorf("%w: %v", ErrLost, err)

@@ -50,6 +50,31 @@ func advisoryLocks(t *testing.T, conn *pgx.Conn, pid uint32) int {
 	return n
 }
 
+// held is lock key taken on a session of its own, application "holder".
+func held(t *testing.T, ctx context.Context, url string, key int64) (*pglock.Lock, *pgx.Conn) {
+	t.Helper()
+	conn := connect(t, url, "holder")
+	lock, err := pglock.Acquire(ctx, conn, key, pglock.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lock, conn
+}
+
+// asleep is options for a waiter that backs off a minute between polls;
+// it closes sleeping when the waiter listens and is about to sleep: after
+// its second failed poll (reports come after each).
+func asleep(sleeping chan struct{}) pglock.Options {
+	return pglock.Options{
+		MinBackoff: time.Minute, MaxBackoff: time.Minute, ReportEvery: time.Nanosecond,
+		OnWait: func(w pglock.Wait) {
+			if w.Polls == 2 {
+				close(sleeping)
+			}
+		},
+	}
+}
+
 func TestKey(t *testing.T) {
 	// The derivation is documented; pin it so a change is a conscious one
 	// (two versions of Uplink with different keys would not exclude each
@@ -150,14 +175,10 @@ func TestHolderSessionEndsWaiterTakesOver(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	ctx := testContext(t)
 	key := pglock.Key("db", "s", "takeover")
-	holderConn := connect(t, url, "holder")
+	lock, holderConn := held(t, ctx, url, key)
 	waiterConn := connect(t, url, "waiter")
 	admin := connect(t, url, "admin")
 
-	lock, err := pglock.Acquire(ctx, holderConn, key, pglock.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	waiting := make(chan struct{})
 	got := make(chan error, 1)
 	go func() {
@@ -234,25 +255,12 @@ func TestReleaseWakesWaiter(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	ctx := testContext(t)
 	key := pglock.Key("db", "s", "notify")
-	holderConn := connect(t, url, "holder")
+	lock, _ := held(t, ctx, url, key)
 	waiterConn := connect(t, url, "waiter")
-	lock, err := pglock.Acquire(ctx, holderConn, key, pglock.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sleeping := make(chan struct{})
 	got := make(chan error, 1)
 	go func() {
-		l, err := pglock.Acquire(ctx, waiterConn, key, pglock.Options{
-			MinBackoff: time.Minute, MaxBackoff: time.Minute, ReportEvery: time.Nanosecond,
-			OnWait: func(w pglock.Wait) {
-				// Reports come after each failed poll; after the second the
-				// waiter listens and sleeps.
-				if w.Polls == 2 {
-					close(sleeping)
-				}
-			},
-		})
+		l, err := pglock.Acquire(ctx, waiterConn, key, asleep(sleeping))
 		if err == nil {
 			defer l.Release(ctx)
 			var listening int
@@ -287,33 +295,23 @@ func TestWaiterStopsWhenNotNeeded(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	ctx := testContext(t)
 	key := pglock.Key("db", "s", "needed")
-	holderConn := connect(t, url, "holder")
+	lock, _ := held(t, ctx, url, key)
+	defer lock.Release(ctx)
 	waiterConn := connect(t, url, "waiter")
 	observer := connect(t, url, "observer")
-	lock, err := pglock.Acquire(ctx, holderConn, key, pglock.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Release(ctx)
 	sleeping := make(chan struct{})
 	var asked atomic.Int32
 	done := make(chan error, 1)
 	go func() {
-		_, err := pglock.Acquire(ctx, waiterConn, key, pglock.Options{
-			MinBackoff: time.Minute, MaxBackoff: time.Minute, ReportEvery: time.Nanosecond,
-			OnWait: func(w pglock.Wait) {
-				if w.Polls == 2 {
-					close(sleeping)
-				}
-			},
-			Needed: func(ctx context.Context) (bool, error) {
-				asked.Add(1)
-				// The waiter's session is idle between polls: it can ask.
-				var one int
-				err := waiterConn.QueryRow(ctx, "SELECT 1").Scan(&one)
-				return false, err
-			},
-		})
+		opts := asleep(sleeping)
+		opts.Needed = func(ctx context.Context) (bool, error) {
+			asked.Add(1)
+			// The waiter's session is idle between polls: it can ask.
+			var one int
+			err := waiterConn.QueryRow(ctx, "SELECT 1").Scan(&one)
+			return false, err
+		}
+		_, err := pglock.Acquire(ctx, waiterConn, key, opts)
 		done <- err
 	}()
 	<-sleeping

@@ -262,11 +262,11 @@ func TestReleaseWakesWaiter(t *testing.T) {
 	go func() {
 		l, err := pglock.Acquire(ctx, waiterConn, key, asleep(sleeping))
 		if err == nil {
-			defer l.Release(ctx)
 			var listening int
 			if err = waiterConn.QueryRow(ctx, "SELECT count(*) FROM pg_listening_channels()").Scan(&listening); err == nil && listening != 0 {
 				err = errors.New("the new holder still listens on the lock's channel")
 			}
+			l.Release(ctx) // before the test ends and closes the session
 		}
 		got <- err
 	}()

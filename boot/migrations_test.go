@@ -53,9 +53,10 @@ func TestMigrationsApplyBeforeServices(t *testing.T) {
 	if m.Status != status.Pass {
 		t.Errorf("migrations check = %+v", m)
 	}
-	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE version = 'test-1' AND ready_at IS NOT NULL AND stopped_at IS NULL"); n != 1 {
-		t.Errorf("uplink.instances has %d ready rows for this process; want 1", n)
-	}
+	// The row is written just after the phase turns ready.
+	testutil.Eventually(t, "one ready row for this process in uplink.instances", 5*time.Second, func() bool {
+		return pgtest.QueryInt(t, url, "SELECT count(*) FROM uplink.instances WHERE version = 'test-1' AND ready_at IS NOT NULL AND stopped_at IS NULL") == 1
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -483,6 +483,20 @@ func (m *Migrator) review(ctx context.Context, conn *pgx.Conn, allowOutOfOrder b
 // runSteps applies (or reverts) steps in order, stopping at the first
 // failure with a *PartialError; current gives a line's version after a
 // step, for Check.
+//
+// Every transaction but the last commits without waiting for its WAL to
+// reach the disk; the last one's flush carries all of theirs, since WAL
+// is written in order. A run of 1,000 migrations thus waits for the disk
+// once, not 1,000 times. Nothing is lost that matters: a server crash
+// in the run can take only a tail of the migrations it committed, each
+// with its own history row, so the database is at an earlier version
+// that the next run continues from. A failure's history row is written
+// with a waiting commit, which flushes the migrations before it; a
+// no-transaction migration's statements commit as usual. Only a run cut
+// short with no failure row (cancelled, session lost) returns applied
+// migrations that a server crash in the next moment (PostgreSQL's
+// walwriter flushes within three wal_writer_delay, 600 ms by default)
+// could still take back; the next run applies them again.
 func (m *Migrator) runSteps(ctx context.Context, conn *pgx.Conn, res *Result, dir Direction, steps []Entry, current func(Entry) int64) error {
 	apply := m.applyUp
 	if dir == DirDown {
@@ -490,7 +504,7 @@ func (m *Migrator) runSteps(ctx context.Context, conn *pgx.Conn, res *Result, di
 	}
 	for i, e := range steps {
 		m.prog.running(e, dir, i+1, len(steps))
-		a, err := apply(ctx, conn, e)
+		a, err := apply(ctx, conn, e, i < len(steps)-1)
 		if err != nil {
 			return &PartialError{Result: res, Err: m.asAction(err)}
 		}

@@ -42,6 +42,9 @@ func execStatement(ctx context.Context, conn *pgx.Conn, sql string) error {
 type historyWrite struct {
 	name, sql string
 	args      []any
+	// lazy lets the transaction that makes the write commit without
+	// waiting for the disk (see Migrator.runSteps).
+	lazy bool
 }
 
 // put writes r; first says no row exists for it yet (it was read under the
@@ -119,6 +122,10 @@ func (m *Migrator) queueCommit(ctx context.Context, conn *pgx.Conn, b *pgconn.Ba
 	if err := w.queue(ctx, conn, b); err != nil {
 		return 0, err
 	}
+	if w.lazy {
+		// After the reset, which would undo it.
+		exec(b, "SET LOCAL synchronous_commit = off")
+	}
 	exec(b, "COMMIT")
 	return n, nil
 }
@@ -156,8 +163,9 @@ func rollback(ctx context.Context, conn *pgx.Conn) {
 	}
 }
 
-// applyUp runs one pending migration and records it.
-func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry) (Applied, error) {
+// applyUp runs one pending migration and records it; lazy as in
+// historyWrite.
+func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry, lazy bool) (Applied, error) {
 	mig := e.migration
 	rec := Record{Line: e.Line, Key: versionKey(e.Version), Version: e.Version, Name: mig.Name,
 		Checksum: mig.Checksum(), Attempts: 1, Runner: m.runner}
@@ -171,7 +179,9 @@ func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry) (Applie
 	} else {
 		err = m.inTx(ctx, conn, e.Line, mig, DirUp, func() historyWrite {
 			rec.Outcome, rec.Duration = OutcomeApplied, time.Since(start)
-			return m.put(rec, e.Record == nil)
+			w := m.put(rec, e.Record == nil)
+			w.lazy = lazy
+			return w
 		})
 		var me *MigrationError
 		if errors.As(err, &me) {
@@ -185,11 +195,13 @@ func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry) (Applie
 	return a, err
 }
 
-// applyDown reverts one applied migration and deletes its row.
-func (m *Migrator) applyDown(ctx context.Context, conn *pgx.Conn, e Entry) (Applied, error) {
+// applyDown reverts one applied migration and deletes its row; lazy as in
+// historyWrite.
+func (m *Migrator) applyDown(ctx context.Context, conn *pgx.Conn, e Entry, lazy bool) (Applied, error) {
 	mig := e.migration
 	start := time.Now()
 	forget := m.forget(e.Line, e.Version)
+	forget.lazy = lazy
 	var err error
 	if mig.down.noTx {
 		err = m.noTxSteps(ctx, conn, e.Line, mig, DirDown, 0, nil)

@@ -3,7 +3,9 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/jobs"
 	"github.com/uplinkhq/uplink/migrate"
@@ -252,5 +255,37 @@ func TestConfigMistakesAreRefused(t *testing.T) {
 	}
 	if err := svc.Start(context.Background()); err == nil || errors.Is(err, context.Canceled) {
 		t.Errorf("Start without a pool = %v; want an error", err)
+	}
+}
+
+// River's start is not awaited (see Service.Start): when it fails, the
+// run ends through Done with an error the supervisor sees as an outage,
+// and a Stop after it returns at once.
+func TestRiverStartFailureEndsTheRun(t *testing.T) {
+	ctx := testCtx(t)
+	url := fmt.Sprintf("postgres://nobody:pw@127.0.0.1:%d/none?sslmode=disable&connect_timeout=2", pgtest.FreePort(t))
+	pool := newPool(t, url) // connects on first use: nothing listens there
+	svc, err := jobs.New(func() *pgxpool.Pool { return pool }, jobs.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.AddWorker(svc, &waitWorker{started: make(chan int64, 1), cancelled: make(chan int64, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatalf("Start = %v; want nil, River's start failing later", err)
+	}
+	select {
+	case err := <-svc.Done():
+		if err == nil || !strings.Contains(err.Error(), "starting River") || !boot.IsOutage(err) {
+			t.Fatalf("Done = %v; want River's failed start, an outage", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("River's failed start did not end the run")
+	}
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := svc.Stop(stopCtx); err != nil {
+		t.Fatalf("Stop after a failed start = %v", err)
 	}
 }

@@ -63,6 +63,7 @@ type Service struct {
 // run is one Start-to-Stop of the service.
 type run struct {
 	done     chan error
+	started  chan struct{} // closed when River's Start has returned
 	stopping atomic.Bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -123,8 +124,13 @@ func (s *Service) Running() int { return int(s.running.Load()) }
 
 // Start creates the client on first use and, when there are workers,
 // starts fetching. ctx is the run's lifetime (see supervise.Service).
-// Starting River pings the database: an unreachable one fails the start
-// with an error boot.IsOutage recognises.
+//
+// River's own start is not awaited: it opens connections for its
+// notifier, elector and producers, tens of milliseconds on a small
+// machine, and the app needs none of it to serve (a job inserted
+// meanwhile waits in its table for the fetchers). Its failure (an
+// unreachable database: boot.IsOutage says so) ends the run through
+// Done, and the supervisor restarts it like any run that ended.
 func (s *Service) Start(ctx context.Context) error {
 	s.lifeMu.Lock()
 	defer s.lifeMu.Unlock()
@@ -139,12 +145,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if working {
-		if err := client.Start(ctx); err != nil {
-			return fmt.Errorf("jobs: starting River: %w", err)
-		}
-	}
-	r := &run{done: make(chan error, 1)}
+	r := &run{done: make(chan error, 1), started: make(chan struct{})}
 	runCtx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
 	r.wg.Add(1)
@@ -152,13 +153,22 @@ func (s *Service) Start(ctx context.Context) error {
 		defer r.wg.Done()
 		s.countLoop(runCtx, pool)
 	}()
-	if working {
-		stopped := client.Stopped()
+	if !working {
+		close(r.started)
+	} else {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
+			err := client.Start(runCtx)
+			close(r.started)
+			if err != nil {
+				if !r.stopping.Load() {
+					r.done <- fmt.Errorf("jobs: starting River: %w", err)
+				}
+				return
+			}
 			select {
-			case <-stopped:
+			case <-client.Stopped():
 				if !r.stopping.Load() {
 					r.done <- ErrStoppedOnItsOwn
 				}
@@ -239,6 +249,10 @@ func (s *Service) Stop(ctx context.Context) error {
 	r.stopping.Store(true)
 	var err error
 	if working {
+		select { // a stop must not overtake the start
+		case <-r.started:
+		case <-ctx.Done():
+		}
 		err = s.stopClient(ctx, client)
 	}
 	r.cancel()

@@ -63,6 +63,7 @@ type App struct {
 	dbDown      *status.Check           // set by the watch while the database is lost
 	dsn         provision.DSN
 	pool        *pgxpool.Pool
+	early       *pgxpool.Pool // the pool before phase starting: see earlyPool
 	services    []supervise.Service
 	sup         *supervise.Supervisor
 	mig         *migrate.Migrator
@@ -221,6 +222,7 @@ func (a *App) stop(ctx context.Context, srv *http.Server, cancelBoot context.Can
 	if err := a.stopServices(stopCtx); err != nil {
 		errs = append(errs, fmt.Errorf("stop services: %w", err))
 	}
+	a.closeEarly()
 	a.mu.Lock()
 	prov := a.prov
 	a.mu.Unlock()

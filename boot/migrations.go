@@ -93,13 +93,23 @@ func (a *App) migrator() (*migrate.Migrator, error) {
 
 // migrate brings every line up to date under the cluster lock. With
 // nothing pending it takes no lock at all, so replicas that boot after the
-// first pass straight through.
+// first pass straight through; it then looks at the history on a
+// connection of the app's pool-to-be, which stays open for the services.
 func (a *App) migrate(ctx context.Context) error {
 	m, err := a.migrator()
 	if err != nil {
 		return err
 	}
-	res, err := m.Up(ctx)
+	pool, err := a.earlyPool(ctx)
+	if err != nil {
+		return err
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	res, err := m.UpPeeking(ctx, conn)
+	conn.Release()
 	if err != nil {
 		return err
 	}

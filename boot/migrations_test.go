@@ -115,6 +115,15 @@ func TestFailedMigrationIsErrorAndRetriedOnNextStart(t *testing.T) {
 	if snap.Hint == "" {
 		t.Error("no hint for a failed migration")
 	}
+	// The pool the migrating phase borrowed from is closed with the walk:
+	// an app in phase error holds no connection of the app's.
+	deadline := time.Now().Add(5 * time.Second)
+	for pgtest.QueryInt(t, url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'uplink'") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("phase error, and the app still holds pool connections")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	stop()
 	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM pg_tables WHERE tablename = 'more'"); n != 0 {
 		t.Error("the failed migration left part of its work behind")

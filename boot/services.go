@@ -97,16 +97,15 @@ func (p *poolService) Name() string { return "pool" }
 
 func (p *poolService) Start(ctx context.Context) error {
 	a := p.app
-	cfg, err := pgxpool.ParseConfig(a.DSN().Secret())
-	if err != nil {
-		return &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
-	}
-	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "uplink"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return err
+	a.mu.Lock()
+	pool := a.early
+	a.early = nil
+	a.mu.Unlock()
+	if pool == nil { // a restart, or the migrating phase made none
+		var err error
+		if pool, err = a.newPool(ctx); err != nil {
+			return err
+		}
 	}
 	if err := a.ping(ctx, pool); err != nil {
 		pool.Close()
@@ -117,6 +116,53 @@ func (p *poolService) Start(ctx context.Context) error {
 	a.pool = pool
 	a.mu.Unlock()
 	return nil
+}
+
+// newPool makes the application's pool for the provisioned database,
+// without connecting.
+func (a *App) newPool(ctx context.Context) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(a.DSN().Secret())
+	if err != nil {
+		return nil, &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
+	}
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "uplink"
+	}
+	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// earlyPool is the application's pool before phase starting, made on
+// first use: the migrating phase borrows a connection from it for its
+// first look at the history (see App.migrate), and poolService.Start
+// takes it over with that connection open, so that a warm boot opens one
+// session fewer. Nobody else sees it before then; a boot that never gets
+// there closes it with closeEarly.
+func (a *App) earlyPool(ctx context.Context) (*pgxpool.Pool, error) {
+	a.mu.Lock()
+	pool := a.early
+	a.mu.Unlock()
+	if pool != nil {
+		return pool, nil
+	}
+	pool, err := a.newPool(ctx) // only the walk calls this: no race to make two
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.early = pool
+	a.mu.Unlock()
+	return pool, nil
+}
+
+// closeEarly closes the pool earlyPool made, if no service took it.
+func (a *App) closeEarly() {
+	a.mu.Lock()
+	pool := a.early
+	a.early = nil
+	a.mu.Unlock()
+	if pool != nil {
+		pool.Close()
+	}
 }
 
 func (p *poolService) Stop(ctx context.Context) error {

@@ -46,6 +46,7 @@ func (a *App) walk(ctx context.Context, prov provision.Provisioner, err error) {
 	for _, s := range steps {
 		a.setPhase(s.phase, "", "")
 		if !a.retry(ctx, s.check, s.run) {
+			a.closeEarly() // the walk ends here: nothing will take it
 			return
 		}
 	}

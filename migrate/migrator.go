@@ -405,7 +405,7 @@ type Applied struct {
 // migration stops the run with a *PartialError holding what was applied
 // before it and the *MigrationError; the failure is recorded in the history
 // table and the next run retries it.
-func (m *Migrator) Up(ctx context.Context) (*Result, error) { return m.up(ctx, "", 0) }
+func (m *Migrator) Up(ctx context.Context) (*Result, error) { return m.up(ctx, "", 0, nil) }
 
 // UpTo applies the pending migrations of one line up to and including
 // version.
@@ -413,10 +413,20 @@ func (m *Migrator) UpTo(ctx context.Context, line string, version int64) (*Resul
 	if _, err := m.line(line); err != nil {
 		return nil, err
 	}
-	return m.up(ctx, line, version)
+	return m.up(ctx, line, version, nil)
 }
 
-func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, error) {
+// UpPeeking is Up, taking its first look at the history (without the
+// lock) on peek, a connection the caller already has: a run with nothing
+// pending then opens no session of its own. A new PostgreSQL session is
+// a server process and an authentication, several milliseconds; boot
+// lends a connection from its pool, which keeps it for the services.
+// Nothing is written on peek, and nothing runs on it.
+func (m *Migrator) UpPeeking(ctx context.Context, peek DB) (*Result, error) {
+	return m.up(ctx, "", 0, peek)
+}
+
+func (m *Migrator) up(ctx context.Context, line string, upTo int64, peek DB) (*Result, error) {
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
 	res := &Result{}
@@ -424,18 +434,40 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 	m.prog.set("checking", "reading migration history")
 	wait := m.readFilesMeanwhile()
 	defer wait()
-	err := m.withSession(ctx, res, true, true, func(conn *pgx.Conn, lock func(neededFunc) error) error {
-		rep, err := m.review(ctx, conn, m.cfg.AllowOutOfOrder)
+	err := m.upOn(ctx, res, line, upTo, peek)
+	res.Duration = time.Since(start)
+	m.prog.finish(err, failDetail(err))
+	return res, err
+}
+
+func (m *Migrator) upOn(ctx context.Context, res *Result, line string, upTo int64, peek DB) error {
+	// A first look without the lock: up to date, the usual case, takes
+	// no lock at all.
+	upToDate := func(db DB) (bool, error) {
+		rep, err := m.review(ctx, db, m.cfg.AllowOutOfOrder)
 		if err != nil {
+			return false, err
+		}
+		if len(rep.plan(line, upTo).Steps()) > 0 {
+			return false, nil
+		}
+		m.logUnknown(rep)
+		return true, nil
+	}
+	if peek != nil {
+		if done, err := upToDate(peek); done || err != nil {
 			return err
 		}
-		if len(rep.plan(line, upTo).Steps()) == 0 {
-			m.logUnknown(rep)
-			return nil
+	}
+	return m.withSession(ctx, res, true, true, func(conn *pgx.Conn, lock func(neededFunc) error) error {
+		if peek == nil {
+			if done, err := upToDate(conn); done || err != nil {
+				return err
+			}
 		}
 		// While waiting, a replica may finish the work: whenever the lock
 		// changes hands, look again, without the lock.
-		err = lock(func(ctx context.Context) (bool, error) {
+		err := lock(func(ctx context.Context) (bool, error) {
 			rep, err := m.report(ctx, conn, false)
 			if err != nil {
 				return false, err
@@ -451,7 +483,8 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 			return err
 		}
 		// Under the lock: whoever held it before may have done the work.
-		if rep, err = m.review(ctx, conn, m.cfg.AllowOutOfOrder); err != nil {
+		rep, err := m.review(ctx, conn, m.cfg.AllowOutOfOrder)
+		if err != nil {
 			return err
 		}
 		m.logUnknown(rep)
@@ -463,16 +496,13 @@ func (m *Migrator) up(ctx context.Context, line string, upTo int64) (*Result, er
 			return max(e.Version, lineCurrent(rep, e.Line))
 		})
 	})
-	res.Duration = time.Since(start)
-	m.prog.finish(err, failDetail(err))
-	return res, err
 }
 
 // review reads the history, shows the versions in Check, and returns the
 // error that forbids running: drift, or out-of-order migrations unless
 // allowed.
-func (m *Migrator) review(ctx context.Context, conn *pgx.Conn, allowOutOfOrder bool) (*Report, error) {
-	rep, err := m.report(ctx, conn, false)
+func (m *Migrator) review(ctx context.Context, db DB, allowOutOfOrder bool) (*Report, error) {
+	rep, err := m.report(ctx, db, false)
 	if err != nil {
 		return nil, err
 	}

@@ -115,3 +115,27 @@ func TestHookStopsWithContext(t *testing.T) {
 		t.Errorf("cancelled hook: %+v", r)
 	}
 }
+
+// A hooks directory given relative to the working directory (uplink serve
+// --hooks hooks) runs its executables, as an absolute one does.
+func TestHooksFromARelativeDirectory(t *testing.T) {
+	base := t.TempDir()
+	t.Chdir(base)
+	testutil.WriteFiles(t, base, map[string]string{
+		"hooks/post-start/10_mark*": "#!/bin/sh\npwd > ran\n",
+	})
+	post, _, err := starttask.LoadHooks("hooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := starttask.NewHooks(starttask.Exec{}, nil).Run(context.Background(), starttask.PostStart, post); failed != 0 {
+		t.Fatalf("%d hooks failed", failed)
+	}
+	ran, err := os.ReadFile(filepath.Join(base, "hooks", "ran"))
+	if err != nil {
+		t.Fatalf("the hook did not run in its directory: %v", err)
+	}
+	if got := strings.TrimSpace(string(ran)); got != filepath.Join(base, "hooks") {
+		t.Errorf("the hook ran in %q", got)
+	}
+}

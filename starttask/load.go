@@ -104,7 +104,7 @@ func LoadTasks(dir string) ([]Task, error) {
 		if e.sql {
 			t.SQL = string(e.src)
 		} else {
-			t.Command = &Command{Path: e.path, Dir: dir}
+			t.Command = command(e.path, dir)
 		}
 		tasks = append(tasks, t)
 	}
@@ -160,7 +160,7 @@ func LoadHooks(dir string) (postStart, preStop []Hook, err error) {
 				continue
 			}
 			hooks = append(hooks, Hook{Name: sub + "/" + e.name, Timeout: h.Timeout, File: e.path,
-				Command: &Command{Path: e.path, Dir: dir}})
+				Command: command(e.path, dir)})
 		}
 		return hooks
 	}
@@ -169,6 +169,19 @@ func LoadHooks(dir string) (postStart, preStop []Hook, err error) {
 		return nil, nil, err
 	}
 	return postStart, preStop, nil
+}
+
+// command runs the executable at path in dir. Both are made absolute:
+// exec resolves a relative Path against Dir, so "tasks/10_seed.sh" with
+// Dir "tasks" would be looked for in tasks/tasks, and a bare name in PATH.
+func command(path, dir string) *Command {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return &Command{Path: path, Dir: dir}
 }
 
 func checksum(b []byte) string {

@@ -69,7 +69,10 @@ func TestInvalidIndexIsReportedNotSkipped(t *testing.T) {
 	e := newEnv(t)
 	ctx := testContext(t)
 	e.exec("CREATE TABLE dupes (x int); INSERT INTO dupes VALUES (1), (1)")
-	mig := files("001_unique.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS dupes_x ON dupes (x);\n")
+	// Statements around the index: the one after it must not run while
+	// the index is invalid, or the retry would run it twice.
+	mig := files("001_unique.sql", "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE before_idx (x int);\n"+
+		"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS dupes_x ON dupes (x);\nCREATE TABLE after_idx (x int);\n")
 
 	_, err := e.app(migrate.Config{}, mig).Up(ctx)
 	var me *migrate.MigrationError
@@ -88,8 +91,11 @@ func TestInvalidIndexIsReportedNotSkipped(t *testing.T) {
 	if !errors.As(err, &me) || len(me.InvalidIndexes) != 1 || !strings.Contains(me.Message, "index public.dupes_x is invalid") || !status.IsAction(err) {
 		t.Fatalf("Up over the invalid index = %v", err)
 	}
-	if r := e.record("app", "1"); r.Outcome != migrate.OutcomeFailed || r.StatementsDone != 0 {
-		t.Errorf("row = %+v, want failed with the CREATE INDEX to run again", r)
+	if r := e.record("app", "1"); r.Outcome != migrate.OutcomeFailed || r.StatementsDone != 1 || me.Statement != 2 {
+		t.Errorf("row = %+v, error at statement %d; want failed at 2, the CREATE INDEX to run again", r, me.Statement)
+	}
+	if e.tableExists("after_idx") {
+		t.Error("the statement after the invalid index ran")
 	}
 	rep, err := e.app(migrate.Config{}, mig).Status(ctx)
 	if err != nil || len(rep.InvalidIndexes) != 1 || rep.InvalidIndexes[0] != "public.dupes_x" {

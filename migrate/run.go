@@ -399,11 +399,39 @@ func (m *Migrator) noTxSteps(ctx context.Context, conn *pgx.Conn, line string, m
 			return fail(-1, err)
 		}
 	}
+	// invalid fails when the statements from first to last (a commit
+	// point) left an index invalid, or name one that is: checked before
+	// their progress is recorded, so that a retry runs them again, not
+	// the statements after them.
+	invalid := func(first, last int) error {
+		after, err := invalidIndexes(ctx, conn)
+		if err != nil {
+			return fail(-1, err)
+		}
+		bad := suspectIndexes(before, after, s.stmts[first:last])
+		if len(bad) == 0 {
+			return nil
+		}
+		// The statement that names the index runs again on retry, once a
+		// person has dropped the invalid one.
+		at := first
+		for i := first; i < last; i++ {
+			if mentionsAny(s.stmts[i].SQL, bad) {
+				at = i
+				break
+			}
+		}
+		me := stepError(ctx, conn, line, mig, dir, at, fmt.Errorf("index %s is invalid (pg_index.indisvalid is false): a concurrent index build failed and left it; IF NOT EXISTS would skip it", bad[0].qualified))
+		me.noteInvalid(bad)
+		return me
+	}
 	if s.fn != nil {
 		if err := s.fn(ctx, conn); err != nil {
 			return fail(0, err)
 		}
+		return invalid(0, 0)
 	}
+	group := skip // the first statement since the last commit point
 	for i := skip; i < len(s.stmts); i++ {
 		if err := execStatement(ctx, conn, s.stmts[i].SQL); err != nil {
 			me := stepError(ctx, conn, line, mig, dir, i, err)
@@ -415,7 +443,14 @@ func (m *Migrator) noTxSteps(ctx context.Context, conn *pgx.Conn, line string, m
 		}
 		// Progress counts only at commit points: a file may group some of
 		// its statements in a BEGIN ... COMMIT of its own.
-		if progress != nil && conn.PgConn().TxStatus() == 'I' {
+		if conn.PgConn().TxStatus() != 'I' {
+			continue
+		}
+		if err := invalid(group, i+1); err != nil {
+			return err
+		}
+		group = i + 1
+		if progress != nil {
 			if err := progress(i + 1); err != nil {
 				return fail(-1, err)
 			}
@@ -424,23 +459,6 @@ func (m *Migrator) noTxSteps(ctx context.Context, conn *pgx.Conn, line string, m
 	if conn.PgConn().TxStatus() != 'I' {
 		conn.Exec(ctx, "ROLLBACK")
 		return fail(-1, errors.New("the migration left a transaction open; end it with COMMIT"))
-	}
-	after, err := invalidIndexes(ctx, conn)
-	if err != nil {
-		return fail(-1, err)
-	}
-	if bad := suspectIndexes(before, after, s.stmts); len(bad) > 0 {
-		// The statement that names the index runs again on retry, once a
-		// person has dropped the invalid one.
-		at := -1
-		for i, st := range s.stmts {
-			if at < 0 && mentionsAny(st.SQL, bad) {
-				at = i
-			}
-		}
-		me := stepError(ctx, conn, line, mig, dir, at, fmt.Errorf("index %s is invalid (pg_index.indisvalid is false): a concurrent index build failed and left it; IF NOT EXISTS would skip it", bad[0].qualified))
-		me.noteInvalid(bad)
-		return me
 	}
 	return nil
 }

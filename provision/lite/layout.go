@@ -24,24 +24,26 @@ import (
 //	<root>/pg/run/             unix socket, 0700, the postgres user's
 //	<root>/pg/log/postgres.log server log, size-rotated (.1, .2, ...)
 //	<root>/pg/state.json       major, bindir, port, created, app verifier MAC
-//	<root>/pg/password         0600: the password of the postgres and application roles
+//	<root>/pg/password         0600: the application role's password (the DSN's)
+//	<root>/pg/superuser-password 0600: the postgres role's, for Uplink alone
 type Layout struct {
-	Root, PG, Data, Run, LogDir, LogFile, State, Password, Lock string
+	Root, PG, Data, Run, LogDir, LogFile, State, Password, SuperPassword, Lock string
 }
 
 // LayoutOf returns the layout under dataDir.
 func LayoutOf(dataDir string) Layout {
 	pg := filepath.Join(dataDir, "pg")
 	return Layout{
-		Root:     dataDir,
-		PG:       pg,
-		Data:     filepath.Join(pg, "data"),
-		Run:      filepath.Join(pg, "run"),
-		LogDir:   filepath.Join(pg, "log"),
-		LogFile:  filepath.Join(pg, "log", "postgres.log"),
-		State:    filepath.Join(pg, "state.json"),
-		Password: filepath.Join(pg, "password"),
-		Lock:     filepath.Join(dataDir, "uplink.lock"),
+		Root:          dataDir,
+		PG:            pg,
+		Data:          filepath.Join(pg, "data"),
+		Run:           filepath.Join(pg, "run"),
+		LogDir:        filepath.Join(pg, "log"),
+		LogFile:       filepath.Join(pg, "log", "postgres.log"),
+		State:         filepath.Join(pg, "state.json"),
+		Password:      filepath.Join(pg, "password"),
+		SuperPassword: filepath.Join(pg, "superuser-password"),
+		Lock:          filepath.Join(dataDir, "uplink.lock"),
 	}
 }
 

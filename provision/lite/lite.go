@@ -60,8 +60,12 @@ type Lite struct {
 type runParams struct {
 	bin      pgbin.Binaries
 	user     *runas.User
-	password string
-	port     int
+	password string // the application role's: pg/password
+	// superPassword is the postgres role's: pg/superuser-password. The
+	// application's DSN goes to the app, its tasks, hooks and tools; the
+	// superuser's password must not be in it.
+	superPassword string
+	port          int
 }
 
 var _ provision.Provisioner = (*Lite)(nil)
@@ -250,6 +254,9 @@ func (l *Lite) prepare(ctx context.Context, sp *startPlan) error {
 	if sp.rp.password, err = l.password(sp.cluster); err != nil {
 		return err
 	}
+	if sp.rp.superPassword, err = l.superPassword(sp.rp.password); err != nil {
+		return err
+	}
 	if err := l.prepareRunDir(sp.rp.user); err != nil {
 		return err
 	}
@@ -303,13 +310,13 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	l.pm = pm
 	l.mu.Unlock()
 
-	app, err := ensureApp(ctx, conn, appSpec{role: l.cfg.User, db: l.cfg.Database, password: sp.rp.password,
+	app, err := ensureApp(ctx, conn, appSpec{role: l.cfg.User, db: l.cfg.Database, password: sp.rp.password, superPassword: sp.rp.superPassword,
 		fresh: sp.cluster == noCluster, verifier: sp.appVerifier, known: sp.st.AppVerifierMAC})
 	// Closed now: while it is connected to template1, no database can be
 	// created from it, and the application's cannot be renamed.
 	conn.Close(context.WithoutCancel(ctx))
 	if app.rehashed {
-		l.log.Info("rewrote the postgres role's password verifier with fewer SCRAM iterations, for quicker logins", "iterations", superIterations)
+		l.log.Info("rewrote the postgres role's password verifier: its own password (pg/superuser-password), few SCRAM iterations for quicker logins", "iterations", superIterations)
 	}
 	if app.changed {
 		// Recorded after the fact: the step is quick, and the history
@@ -430,6 +437,24 @@ func (l *Lite) password(cluster clusterState) (string, error) {
 	return newPassword(l.lay.Password)
 }
 
+// superPassword reads pg/superuser-password, creating it when missing: on
+// a new cluster, and on one made before the superuser had a password of
+// its own, where it shared the application's. Such a cluster's superuser
+// still logs in with the application's password (superDSN falls back to
+// it), and ensureApp then gives it the new one. An application role
+// that is the superuser itself (UPLINK_DB_USER=postgres) has one
+// password.
+func (l *Lite) superPassword(appPassword string) (string, error) {
+	if l.cfg.User == superuser {
+		return appPassword, nil
+	}
+	pw, err := readPassword(l.lay.SuperPassword)
+	if errors.Is(err, fs.ErrNotExist) {
+		return newPassword(l.lay.SuperPassword)
+	}
+	return pw, err
+}
+
 func (l *Lite) prepareRunDir(u *runas.User) error {
 	if err := os.Mkdir(l.lay.Run, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
@@ -472,7 +497,7 @@ func (l *Lite) initdb(ctx context.Context, rp runParams) error {
 	// with superIterations, never the password, and the logins of every
 	// start are cheap from the first (see roles.go).
 	pwfile := l.lay.initdbPwfile()
-	if err := os.WriteFile(pwfile, []byte(scramVerifier(rp.password, superIterations)+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(pwfile, []byte(scramVerifier(rp.superPassword, superIterations)+"\n"), 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(pwfile)
@@ -570,9 +595,9 @@ func (l *Lite) start(ctx context.Context, step Step, db string, withConn func(*p
 	err = pm.waitReady(ctx, l.cfg.StartTimeout, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		conn, err := connect(ctx, l.superDSNIn(db))
+		conn, err := l.superConnect(ctx, db)
 		if db != maintenanceDB && cannotEnter(err) {
-			conn, err = connect(ctx, l.superDSN())
+			conn, err = l.superConnect(ctx, maintenanceDB)
 		}
 		if err != nil {
 			return err
@@ -672,6 +697,24 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 	}
 }
 
+// superConnect logs in as the superuser to db: with its own password or,
+// on a cluster from before it had one, with the application's, which it
+// shared then (ensureApp gives it its own).
+func (l *Lite) superConnect(ctx context.Context, db string) (*pgx.Conn, error) {
+	conn, err := connect(ctx, l.superDSNIn(db))
+	if status.IsAction(err) { // refused the password
+		l.mu.Lock()
+		rp := l.run
+		l.mu.Unlock()
+		if rp.superPassword != rp.password {
+			if old, oerr := connect(ctx, socketDSN(l.lay.Run, rp.port, superuser, rp.password, db)); oerr == nil {
+				return old, nil
+			}
+		}
+	}
+	return conn, err
+}
+
 // superDSN reaches the maintenance database as the superuser, over the
 // socket.
 func (l *Lite) superDSN() provision.DSN { return l.superDSNIn(maintenanceDB) }
@@ -680,7 +723,7 @@ func (l *Lite) superDSNIn(db string) provision.DSN {
 	l.mu.Lock()
 	rp := l.run
 	l.mu.Unlock()
-	return socketDSN(l.lay.Run, rp.port, superuser, rp.password, db)
+	return socketDSN(l.lay.Run, rp.port, superuser, rp.superPassword, db)
 }
 
 // postgresDBDelay is the quiet period before the postgres database is made

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/runas"
@@ -133,6 +134,7 @@ func checkModes(t *testing.T, lay Layout) {
 		{lay.Data, 0o700, false},
 		{lay.Run, 0o700, false},
 		{lay.Password, 0o600, true},
+		{lay.SuperPassword, 0o600, true},
 		{lay.LogDir, 0o700, true},
 		{lay.LogFile, 0o600, true},
 	} {
@@ -568,20 +570,22 @@ func TestServerUserCannotReach(t *testing.T) {
 	}
 }
 
-// TestWrongPasswordFile: a pg/password that is not the cluster's is an
-// ActionError at once, not a wait for a server that will never let us in,
-// and the file is not "repaired" behind the operator's back.
+// TestWrongPasswordFile: a pg/superuser-password that is not the
+// cluster's is an ActionError at once, not a wait for a server that will
+// never let us in, and the file is not "repaired" behind the operator's
+// back. (A wrong pg/password is repaired: the application role is
+// Uplink's, and gets the file's password again.)
 func TestWrongPasswordFile(t *testing.T) {
 	t.Parallel()
 	dir, _ := initialized(t)
-	pwPath := LayoutOf(dir).Password
+	pwPath := LayoutOf(dir).SuperPassword
 	if err := os.WriteFile(pwPath, []byte("not-the-password\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	l := newLite(t, dir, nil)
 	began := time.Now()
 	_, err := l.Provision(context.Background())
-	if !status.IsAction(err) || !strings.Contains(err.Error(), "refused the password") {
+	if !status.IsAction(err) || !strings.Contains(err.Error(), "refused Uplink's password for role postgres") {
 		t.Fatalf("Provision: %v; want an ActionError about the password", err)
 	}
 	if d := time.Since(began); d > 20*time.Second {
@@ -596,9 +600,12 @@ func TestWrongPasswordFile(t *testing.T) {
 }
 
 // TestScramIterations: the superuser's verifier has superIterations from
-// initdb on, the application role's keeps PostgreSQL's 4096 for clients
-// that refuse fewer, both log in, and a cluster made before (superuser at
-// 4096) is rewritten once, without the password reaching any log.
+// initdb on and its own password, the application role's keeps
+// PostgreSQL's 4096 for clients that refuse fewer, both log in, the
+// application's password does not log in as the superuser, and a cluster
+// made before (superuser at 4096, sharing the application's password,
+// no pg/superuser-password) is rewritten once, without a password
+// reaching any log.
 func TestScramIterations(t *testing.T) {
 	t.Parallel()
 	dir := dataDir(t)
@@ -613,8 +620,12 @@ func TestScramIterations(t *testing.T) {
 				(SELECT rolpassword FROM pg_authid WHERE rolname = 'uplink')`).Scan(&sv, &av)
 			super, _, _ = parseScram(sv)
 			app, _, _ = parseScram(av)
-			if !scramMatches(sv, pw) || !scramMatches(av, pw) {
-				t.Errorf("a verifier does not match pg/password: %q, %q", sv, av)
+			superPW, _ := readPassword(LayoutOf(dir).SuperPassword)
+			if superPW == "" || superPW == pw || l.run.superPassword != superPW {
+				t.Errorf("superuser password %q (in use %q), application's %q: want its own, from pg/superuser-password", superPW, l.run.superPassword, pw)
+			}
+			if !scramMatches(sv, superPW) || scramMatches(sv, pw) || !scramMatches(av, pw) {
+				t.Errorf("verifiers do not match their own passwords: %q, %q", sv, av)
 			}
 			// What lets the next start skip the PBKDF2.
 			if st, _ := readState(LayoutOf(dir).State); st.AppVerifierMAC != verifierMAC(pw, av) {
@@ -628,10 +639,22 @@ func TestScramIterations(t *testing.T) {
 		t.Errorf("after initdb: superuser %d iterations, application role %d; want %d and %d", super, app, superIterations, appIterations)
 	}
 	exec1(t, dsn, "SELECT 1") // the application role logs in
+	asSuper := strings.Replace(dsn.Secret(), "uplink:", "postgres:", 1)
+	var pgErr *pgconn.PgError
+	if conn, err := pgx.Connect(context.Background(), asSuper); err == nil {
+		conn.Close(context.Background())
+		t.Error("the application's password logs in as the superuser")
+	} else if !errors.As(err, &pgErr) || pgErr.Code != "28P01" {
+		t.Errorf("the superuser with the application's password: %v; want a refused password (28P01)", err)
+	}
 
-	// A cluster from before: initdb's own verifier for the superuser.
+	// A cluster from before: initdb's own verifier for the superuser, the
+	// application's password, no pg/superuser-password.
 	exec1(t, cold.superDSN(), "ALTER ROLE postgres PASSWORD "+quoteLiteral(scramVerifier(pw, 4096)))
 	if err := cold.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(LayoutOf(dir).SuperPassword); err != nil {
 		t.Fatal(err)
 	}
 	// And a state file from before, without the verifier's MAC: the
@@ -658,8 +681,8 @@ func TestScramIterations(t *testing.T) {
 			t.Errorf("start %d: steps %v; the rewrite is not a repair of the application's role", i+1, l.steps())
 		}
 		serverLog, _ := os.ReadFile(LayoutOf(dir).LogFile)
-		if strings.Contains(l.logs.String()+string(serverLog), pw) {
-			t.Errorf("start %d: the password is in a log", i+1)
+		if strings.Contains(l.logs.String()+string(serverLog), pw) || strings.Contains(l.logs.String()+string(serverLog), l.run.superPassword) {
+			t.Errorf("start %d: a password is in a log", i+1)
 		}
 		if err := l.Stop(context.Background()); err != nil {
 			t.Fatal(err)

@@ -50,9 +50,9 @@ func connect(ctx context.Context, dsn provision.DSN) (*pgx.Conn, error) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
 		return nil, &status.ActionError{
-			Problem: "the cluster refused the password in pg/password for role " + cfg.User,
+			Problem: "the cluster refused Uplink's password for role " + cfg.User,
 			Err:     pgErr,
-			Hint:    "restore the pg/password that belongs to this cluster; Uplink never resets the superuser's password on its own",
+			Hint:    "restore pg/password and pg/superuser-password from a backup of this data directory; Uplink never resets the superuser's password on its own",
 		}
 	}
 	return conn, err
@@ -72,7 +72,8 @@ func cannotEnter(err error) bool {
 // appSpec is what ensureApp makes sure of.
 type appSpec struct {
 	role, db, password string
-	fresh              bool // initdb has just made the cluster
+	superPassword      string // the postgres role's own (see runParams)
+	fresh              bool   // initdb has just made the cluster
 	// verifier, if set, is what the role gets should it need a password;
 	// else ensureApp makes one.
 	verifier string
@@ -151,9 +152,13 @@ func ensureApp(ctx context.Context, conn *pgx.Conn, spec appSpec) (appResult, er
 	default:
 		app = append(app, "ALTER ROLE "+roleIdent+" LOGIN PASSWORD "+newVerifier())
 	}
+	// The superuser's verifier is rewritten when it is not its own
+	// password's at superIterations: a cluster from before, whose
+	// superuser shared the application's password, or had initdb's 4096
+	// iterations. Checking costs one PBKDF2 of superIterations.
 	if superVerifier != nil && role != superuser {
-		if iter, _, ok := parseScram(*superVerifier); ok && iter > superIterations && scramMatches(*superVerifier, password) {
-			rehash = append(rehash, "ALTER ROLE "+superuser+" PASSWORD "+quoteLiteral(scramVerifier(password, superIterations)))
+		if iter, _, ok := parseScram(*superVerifier); !ok || iter > superIterations || !scramMatches(*superVerifier, spec.superPassword) {
+			rehash = append(rehash, "ALTER ROLE "+superuser+" PASSWORD "+quoteLiteral(scramVerifier(spec.superPassword, superIterations)))
 		}
 	}
 	switch {

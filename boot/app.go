@@ -199,6 +199,10 @@ loop:
 	return errors.Join(serveErr, a.stop(ctx, srv, cancelBoot, bootDone))
 }
 
+// dbStopLimit bounds the database's stop, whose own stages take longer
+// than the app's ShutdownTimeout (lite: 30 s, then 10 s, then SIGKILL).
+const dbStopLimit = time.Minute
+
 // stop is the stopping phase: readiness off first (the phase change does
 // it), then pre-stop hooks, HTTP drained, the walk ended, services in
 // reverse, the pool, and the database last.
@@ -227,7 +231,14 @@ func (a *App) stop(ctx context.Context, srv *http.Server, cancelBoot context.Can
 	prov := a.prov
 	a.mu.Unlock()
 	if prov != nil {
-		if err := prov.Stop(stopCtx); err != nil {
+		// Not within the app's budget: the database stops on its own
+		// clock (lite: SIGINT, up to StopTimeout for the shutdown
+		// checkpoint, then SIGQUIT), so that a slow checkpoint is not
+		// cut short into crash recovery at the next start. A second
+		// signal still ends the process at once.
+		dbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbStopLimit)
+		defer cancel()
+		if err := prov.Stop(dbCtx); err != nil {
 			errs = append(errs, fmt.Errorf("stop database: %w", err))
 		}
 	}

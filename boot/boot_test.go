@@ -32,7 +32,9 @@ type gate struct {
 	err     error
 	events  *events
 	stopped bool
-	mu      sync.Mutex
+	// stopLeft is the time Stop's context had left (0: none, or ended).
+	stopLeft time.Duration
+	mu       sync.Mutex
 }
 
 func newGate(dsn string, ev *events) *gate {
@@ -60,6 +62,9 @@ func (g *gate) Failed() <-chan error { return nil }
 func (g *gate) Stop(ctx context.Context) error {
 	g.mu.Lock()
 	g.stopped = true
+	if dl, ok := ctx.Deadline(); ok && ctx.Err() == nil {
+		g.stopLeft = time.Until(dl)
+	}
 	g.mu.Unlock()
 	g.events.add("provisioner stopped")
 	return nil

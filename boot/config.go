@@ -99,7 +99,10 @@ type Config struct {
 	// app with its own way to get a database, or a test).
 	Provisioner provision.Provisioner
 
-	// ShutdownTimeout bounds stopping after Run's context ends. Default 10s.
+	// ShutdownTimeout bounds stopping the app after Run's context ends:
+	// pre-stop hooks, HTTP, services, the pool. Default 10s. The database
+	// then stops on its own clock (lite: a fast shutdown, which may wait
+	// up to 30 s for its checkpoint before SIGQUIT).
 	ShutdownTimeout time.Duration
 	// WatchInterval is how often the database is pinged once ready.
 	// Default 1s.

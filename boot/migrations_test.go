@@ -9,6 +9,7 @@ import (
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/testutil"
+	"github.com/uplinkhq/uplink/starttask"
 	"github.com/uplinkhq/uplink/status"
 )
 
@@ -148,5 +149,30 @@ func TestMissingMigrationsDirIsError(t *testing.T) {
 	waitApp(t, app, status.PhaseError, 10*time.Second)
 	if s := app.Status(); !strings.Contains(s.Reason, "/nonexistent/migrations") || !strings.Contains(s.Hint, "--migrations") {
 		t.Errorf("reason %q hint %q", s.Reason, s.Hint)
+	}
+}
+
+// The database stops on its own clock: an app that spent its whole
+// ShutdownTimeout (here in a pre-stop hook) still gives the provisioner
+// time for a clean stop, instead of a context already over, which lite
+// would answer with SIGQUIT and crash recovery at the next start.
+func TestDatabaseStopIsNotCutByTheAppsBudget(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	g := newOpenGate(url)
+	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 200 * time.Millisecond,
+		PreStop: []starttask.Hook{{Name: "slow", Func: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	waitApp(t, app, status.PhaseReady, 20*time.Second)
+	cancel()
+	<-done
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.stopped || g.stopLeft < 30*time.Second {
+		t.Fatalf("provisioner stopped %v with %v left; want a budget of its own (%v)", g.stopped, g.stopLeft, time.Minute)
 	}
 }

@@ -326,12 +326,14 @@ ON CONFLICT (line, key) DO UPDATE SET
 }
 
 // insertSQL is putSQL for a row known not to exist yet: a plain INSERT
-// costs the server less than an upsert.
+// costs the server less than an upsert. A NULL duration is measured by
+// the server, from the transaction's start: what a history write in a
+// migration's own transaction, queued before the migration runs, uses.
 func (h *History) insertSQL() string {
 	return `INSERT INTO ` + h.ident + ` AS h
 	(line, key, version, name, checksum, outcome, attempts, applied_at, updated_at, duration,
 	 statements_done, statement_hashes, failed_statement, sqlstate, message, runner)
-VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, CASE WHEN $6 = 'applied' THEN now() END), now(), $9,
+VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, CASE WHEN $6 = 'applied' THEN now() END), now(), coalesce($9, clock_timestamp() - now()),
 	$10, $11, $12, $13, $14, $15)`
 }
 
@@ -349,7 +351,7 @@ func putArgs(r Record) []any {
 	}
 	return []any{
 		r.Line, r.Key, orNull(r.Version != 0, r.Version), r.Name, r.Checksum, string(r.Outcome), int32(r.Attempts),
-		orNull(!r.AppliedAt.IsZero(), r.AppliedAt), r.Duration.Truncate(time.Microsecond),
+		orNull(!r.AppliedAt.IsZero(), r.AppliedAt), orNull(r.Duration >= 0, r.Duration.Truncate(time.Microsecond)),
 		int32(r.StatementsDone), hashes, orNull(r.FailedStatement != 0, int32(r.FailedStatement)),
 		orNull(r.SQLState != "", r.SQLState), orNull(r.Message != "", r.Message), r.Runner,
 	}

@@ -568,3 +568,17 @@ func TestMigrationThatEndsItsTransactionIsNotRecordedApplied(t *testing.T) {
 		t.Errorf("row = %+v, want failed", r)
 	}
 }
+
+// A migration's history row says how long it ran, though the row is
+// queued with the migration, before it runs.
+func TestHistoryDurationIsTheMigrations(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testContext(t)
+	if _, err := e.app(migrate.Config{}, files("001_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(0.2);")).Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.record("app", "1").Duration; d < 200*time.Millisecond || d > 10*time.Second {
+		t.Errorf("recorded duration %v; the migration slept 200ms", d)
+	}
+}

@@ -178,7 +178,9 @@ func (m *Migrator) applyUp(ctx context.Context, conn *pgx.Conn, e Entry, lazy bo
 		err = m.upNoTx(ctx, conn, e, &rec, start)
 	} else {
 		err = m.inTx(ctx, conn, e.Line, mig, DirUp, func() historyWrite {
-			rec.Outcome, rec.Duration = OutcomeApplied, time.Since(start)
+			// Queued with the migration, before it runs (see inTx): the
+			// server measures it, from BEGIN to the history write.
+			rec.Outcome, rec.Duration = OutcomeApplied, -1
 			w := m.put(rec, e.Record == nil)
 			w.lazy = lazy
 			return w

@@ -50,6 +50,14 @@ func TestColdThenWarm(t *testing.T) {
 	}
 	exec1(t, dsn, "CREATE TABLE kept (v text)")
 	exec1(t, dsn, "INSERT INTO kept VALUES ('before restart')")
+	// Uplink's own schema is called after the role: the application's
+	// tables must still go to public, not beside Uplink's.
+	exec1(t, dsn, "CREATE SCHEMA uplink")
+	exec1(t, dsn, "CREATE TABLE uplink.instances (id int)")
+	exec1(t, dsn, "CREATE TABLE instances (v text)")
+	if n := pgtest.QueryInt(t, dsn.Secret(), "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('kept', 'instances')"); n != 2 {
+		t.Errorf("%d of the application's tables in public, want 2", n)
+	}
 
 	t.Run("files are private", func(t *testing.T) { checkModes(t, lay) })
 	t.Run("loopback only", func(t *testing.T) { checkLoopbackOnly(t, cold.pid()) })

@@ -145,6 +145,14 @@ func ensureApp(ctx context.Context, conn *pgx.Conn, spec appSpec) (appResult, er
 	switch {
 	case verifier == nil:
 		app = append(app, "CREATE ROLE "+roleIdent+" LOGIN PASSWORD "+newVerifier())
+		if fresh && role != superuser {
+			// The default search path starts with "$user": a role named
+			// uplink would put the application's tables in Uplink's own
+			// schema, uplink, beside its history, where a table named
+			// instances could not be made. Clusters made before keep their
+			// tables where they are.
+			app = append(app, "ALTER ROLE "+roleIdent+" SET search_path = public")
+		}
 	case verifierMAC(password, *verifier) == spec.known:
 		res.mac = spec.known
 	case scramMatches(*verifier, password):

@@ -3,6 +3,7 @@ package boot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -73,11 +74,44 @@ func (a *App) checkFresh(ctx context.Context) error {
 		return err
 	}
 	fresh := isFresh(plan)
+	if fresh {
+		// A database that adopts Uplink has no history yet, but may well
+		// have data: a restore task must not run over it.
+		if fresh, err = a.noAppTables(ctx); err != nil {
+			return err
+		}
+	}
 	a.tk.mu.Lock()
 	a.tk.fresh, a.tk.freshKnown = fresh, true
 	a.tk.mu.Unlock()
 	a.log.Info("checked whether the database is fresh, for fresh startup tasks", "fresh", fresh)
 	return nil
+}
+
+// riverTables are River's, made by its migration line.
+var riverTables = []string{"river_job", "river_leader", "river_migration", "river_queue", "river_client", "river_client_queue"}
+
+// noAppTables reports that the database holds no table of the
+// application's: none outside the system schemas and Uplink's own but
+// River's and those an extension made (PostGIS's spatial_ref_sys).
+func (a *App) noAppTables(ctx context.Context) (bool, error) {
+	pool, err := a.earlyPool(ctx)
+	if err != nil {
+		return false, err
+	}
+	var none bool
+	err = pool.QueryRow(ctx, `SELECT NOT EXISTS (
+	SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+	  AND n.nspname NOT IN ('pg_catalog', 'information_schema', $1)
+	  AND n.nspname !~ '^pg_(toast|temp)'
+	  AND NOT c.relname = ANY ($2)
+	  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e'))`,
+		migrate.DefaultSchema, riverTables).Scan(&none)
+	if err != nil {
+		return false, fmt.Errorf("look for the application's tables: %w", err)
+	}
+	return none, nil
 }
 
 func anyFresh(tasks []starttask.Task) bool {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/testutil"
@@ -150,5 +152,30 @@ func TestGoTasksAreCheckedByNew(t *testing.T) {
 	var ae *status.ActionError
 	if !errors.As(err, &ae) {
 		t.Error("not an ActionError")
+	}
+}
+
+// A database that adopts Uplink has no history yet but has the
+// application's tables: it is not fresh, and a fresh task (a restore)
+// must not run over its data.
+func TestDatabaseWithTablesIsNotFresh(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(context.Background(), "CREATE TABLE customers (id int); CREATE TABLE effects (task text)")
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	migs, tasks := t.TempDir(), t.TempDir()
+	testutil.WriteFiles(t, migs, map[string]string{"0001_orders.sql": "CREATE TABLE orders (id int);"})
+	testutil.WriteFiles(t, tasks, map[string]string{"10_restore.sql": "-- uplink: fresh\nINSERT INTO effects VALUES ('restore');"})
+	s := start(t, boot.Config{Provisioner: newOpenGate(url), MigrationsDir: migs, TasksDir: tasks})
+	s.waitPhase(t, status.PhaseReady, 20*time.Second)
+	s.stop()
+	if n := pgtest.QueryInt(t, url, "SELECT count(*) FROM effects"); n != 0 {
+		t.Errorf("the fresh task ran on a database that has the application's tables")
 	}
 }

@@ -139,7 +139,7 @@ func (l *Lite) Provision(ctx context.Context) (provision.DSN, error) {
 	l.provCancel, l.provDone = cancel, done
 	l.mu.Unlock()
 
-	dsn, err := l.provision(ctx)
+	dsn, err := l.provisionRetrying(ctx)
 	stopped := errors.Is(context.Cause(ctx), errStopped)
 	cancel(nil)
 
@@ -159,6 +159,41 @@ func (l *Lite) Provision(ctx context.Context) (provision.DSN, error) {
 	}
 	l.mu.Unlock()
 	return dsn, err
+}
+
+// provisionRetrying runs provision until it succeeds, ctx ends, or it
+// fails in a way a person must fix (a *status.ActionError). Other
+// failures may fix themselves (a dead server's process not yet gone, a
+// port taken in a race, a disk full for a moment): they are retried with
+// back-off, RestartBackoffMin to RestartBackoffMax, each attempt shown in
+// Status, MaxRestarts times, as a running server's deaths are; one more
+// failure is for a person (a configuration PostgreSQL refuses fails the
+// same way every time), with the server log's tail.
+func (l *Lite) provisionRetrying(ctx context.Context) (provision.DSN, error) {
+	for attempt := 1; ; attempt++ {
+		dsn, err := l.provision(ctx)
+		if err == nil || ctx.Err() != nil || status.IsAction(err) {
+			return dsn, err
+		}
+		if attempt > l.cfg.MaxRestarts {
+			return "", &status.ActionError{
+				Problem: fmt.Sprintf("PostgreSQL did not start, %d times", attempt),
+				Err:     err,
+				Hint:    "see the server log's tail in /status and " + l.lay.LogFile + ", fix what it names, and restart Uplink",
+			}
+		}
+		wait := max(backoff.Exp(attempt, l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax), l.cfg.RestartBackoffMin)
+		l.tr.retrying(attempt, time.Now().Add(wait), err, l.tail())
+		l.log.Warn("postgres: start failed; trying again", "err", provision.Redact(err.Error()),
+			"attempt", attempt, "retry_in", wait.Round(time.Millisecond).String())
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", context.Cause(ctx)
+		case <-t.C:
+		}
+	}
 }
 
 // provision does the work of Provision. Whatever it set up is undone when

@@ -289,10 +289,13 @@ func TestGivesUpAfterRepeatedFailures(t *testing.T) {
 		t.Errorf("Stop after giving up: %v", err)
 	}
 
-	// The next Uplink fails the same way, and says why.
-	next := newLite(t, dir, nil)
-	if _, err := next.Provision(context.Background()); err == nil || !strings.Contains(err.Error(), "shared_buffers") {
-		t.Errorf("Provision on a broken configuration: %v; want the server's complaint", err)
+	// The next Uplink fails the same way, tries again (it cannot know a
+	// configuration from a passing trouble), and then says why.
+	next := newLite(t, dir, func(c *Config) {
+		c.MaxRestarts, c.RestartBackoffMin, c.RestartBackoffMax = 2, 10*time.Millisecond, 20*time.Millisecond
+	})
+	if _, err := next.Provision(context.Background()); !status.IsAction(err) || !strings.Contains(err.Error(), "shared_buffers") || !strings.Contains(err.Error(), "3 times") {
+		t.Errorf("Provision on a broken configuration: %v; want the server's complaint after 3 tries, for a person", err)
 	}
 	st = next.Status()
 	tail, _ = st.Data["log_tail"].([]string)
@@ -752,4 +755,53 @@ func TestWarmStartWithoutAppDatabase(t *testing.T) {
 		t.Errorf("steps %v: the database was not made again", warm.steps())
 	}
 	exec1(t, dsn, "SELECT 1")
+}
+
+// TestStartFailureThatFixesItselfIsRetried: a postmaster.pid naming a
+// dead server whose process nobody has reaped yet (a zombie: its parent,
+// a killed Uplink, gone, and init slow to reap) is left alone, since its
+// backends may still hold the data directory, and PostgreSQL refuses to
+// start while the zombie exists. That fixes itself: Provision tries
+// again, says so in Status, and comes up once the process is reaped.
+func TestStartFailureThatFixesItselfIsRetried(t *testing.T) {
+	t.Parallel()
+	dir, _ := initialized(t)
+	// The server's own user's: PostgreSQL ignores a pid it may not signal.
+	zombie := pgtest.User(t).Command(context.Background(), "true")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // exited, not waited for: a zombie
+	pidFile := filepath.Join(LayoutOf(dir).Data, "postmaster.pid")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n%s\n", zombie.Process.Pid, LayoutOf(dir).Data)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgtest.User(t).Chown(pidFile); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(1500*time.Millisecond, func() { zombie.Wait() })
+	l := newLite(t, dir, func(c *Config) {
+		c.RestartBackoffMin, c.RestartBackoffMax = 200*time.Millisecond, 400*time.Millisecond
+		c.MaxRestarts = 30
+	})
+	retried := make(chan status.Check, 1)
+	go func() {
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if st := l.Status(); st.Data["step"] == StepRetry {
+				retried <- st
+				return
+			}
+		}
+	}()
+	dsn := provisionOK(t, l)
+	exec1(t, dsn, "SELECT 1")
+	select {
+	case st := <-retried:
+		if st.Attempts < 1 || st.NextRetry.IsZero() || st.LastError == "" {
+			t.Errorf("Status while retrying = %+v", st)
+		}
+		t.Logf("retried after: %s", st.LastError)
+	default:
+		t.Error("Status never showed the retry")
+	}
 }

@@ -25,6 +25,7 @@ const (
 	StepCreateDatabase Step = "create-database" // first start: application role and database
 	StepReady          Step = "ready"           // accepting connections
 	StepRestart        Step = "restart"         // the server died; waiting to start it again
+	StepRetry          Step = "retry"           // a start failed in a way that may fix itself; trying again
 	StepStop           Step = "stop"            // shutting the server down
 	StepStopped        Step = "stopped"         // Stop finished
 	StepFailed         Step = "failed"          // a person must act, or restarts were exhausted
@@ -117,6 +118,21 @@ func (t *tracker) restarting(attempt int, next time.Time, cause string, tail []s
 	t.check.Attempts, t.check.NextRetry = attempt, next
 	t.check.LastError, t.check.LastErrorAt = cause, time.Now()
 	t.info["log_tail"] = tail
+}
+
+// retrying reports a start that failed in a way that may fix itself, and
+// when the next attempt comes.
+func (t *tracker) retrying(attempt int, next time.Time, err error, tail []string) {
+	msg := provision.Redact(err.Error())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.setLocked(StepRetry, status.Warn, "start failed; trying again")
+	t.check.Hint = ""
+	t.check.Attempts, t.check.NextRetry = attempt, next
+	t.check.LastError, t.check.LastErrorAt = msg, time.Now()
+	if len(tail) > 0 {
+		t.info["log_tail"] = tail
+	}
 }
 
 // event follows recovery the server does on its own: a backend crash

@@ -66,6 +66,27 @@ func (f *flags) parseWithEnv(args []string) (done bool, code int) {
 	return false, exitOK
 }
 
+// parseMixed is parseWithEnv for commands whose arguments may come before,
+// between or after their flags (migrate accept 7 --line app, tasks run
+// seed --tasks dir); it returns the arguments in order.
+func (f *flags) parseMixed(args []string) (positional []string, done bool, code int) {
+	for {
+		if done, code := f.parse(args); done {
+			return nil, done, code
+		}
+		if f.NArg() == 0 {
+			break
+		}
+		positional = append(positional, f.Arg(0))
+		args = f.Args()[1:]
+	}
+	if err := f.applyEnv(); err != nil {
+		done, code := f.fail(err.Error())
+		return nil, done, code
+	}
+	return positional, false, exitOK
+}
+
 // bindDatabase adds the flags that say which database to use to f and
 // returns the config they fill.
 func bindDatabase(f *flags, cfg *boot.Config) {

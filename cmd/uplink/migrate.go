@@ -124,20 +124,8 @@ func runMigrate(ctx context.Context, env *Env, args []string) int {
 // parse parses flags given before and after positional arguments
 // ("accept 7 --line app"), then fills unset flags from the environment.
 func (c *migrateCmd) parse(args []string) (done bool, code int) {
-	for {
-		if done, code := c.f.parse(args); done {
-			return done, code
-		}
-		if c.f.NArg() == 0 {
-			break
-		}
-		c.args = append(c.args, c.f.Arg(0))
-		args = c.f.Args()[1:]
-	}
-	if err := c.f.applyEnv(); err != nil {
-		return c.f.fail(err.Error())
-	}
-	return false, exitOK
+	c.args, done, code = c.f.parseMixed(args)
+	return done, code
 }
 
 func cmpOr(a, b string) string {

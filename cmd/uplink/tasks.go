@@ -54,7 +54,8 @@ func runTasksCmd(ctx context.Context, env *Env, args []string) int {
 	f.StringVar(&cfg.TasksDir, "tasks", "", "the tasks directory, as given to serve (UPLINK_TASKS_DIR)")
 	f.StringVar(&cfg.Env, "env", boot.EnvProd, "dev, test or prod (UPLINK_ENV): which env-conditioned tasks apply")
 	asJSON := f.Bool("json", false, "list: print JSON, for scripts")
-	if done, code := f.parseWithEnv(args); done {
+	names, done, code := f.parseMixed(args)
+	if done {
 		return code
 	}
 	switch {
@@ -64,10 +65,10 @@ func runTasksCmd(ctx context.Context, env *Env, args []string) int {
 	case sub != "list" && sub != "run":
 		_, code := f.fail(fmt.Sprintf("unknown tasks command %q", sub))
 		return code
-	case sub == "list" && f.NArg() > 0:
-		_, code := f.noArgs()
+	case sub == "list" && len(names) > 0:
+		_, code := f.fail(fmt.Sprintf("unexpected argument %q", names[0]))
 		return code
-	case sub == "run" && f.NArg() != 1:
+	case sub == "run" && len(names) != 1:
 		_, code := f.fail("run takes one task NAME")
 		return code
 	}
@@ -93,7 +94,7 @@ func runTasksCmd(ctx context.Context, env *Env, args []string) int {
 		}
 		return exitOK
 	}
-	res, err := r.RunNow(ctx, f.Arg(0))
+	res, err := r.RunNow(ctx, names[0])
 	if res.Name != "" {
 		fmt.Fprintf(env.Stdout, "task %s: %s in %s\n", res.Name, res.Outcome, res.Duration.Round(time.Millisecond))
 		if res.Output != "" {

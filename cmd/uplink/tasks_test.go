@@ -190,7 +190,7 @@ func TestProcessTasksTenReplicas(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "restore  once       fresh") || !strings.Contains(stdout, "applied (attempt 11)  runs: every boot") {
 		t.Errorf("tasks list: code %d\n%s", code, stdout)
 	}
-	code, stdout, stderr = runCLI(t, cli, "tasks", "run", "restore")
+	code, stdout, stderr = runCLI(t, cli, "tasks", "run", "restore", "--tasks", tasks) // flags may follow the name
 	if code != exitOK || pgtest.QueryInt(t, url, "SELECT count(*) FROM effects WHERE task = 'restore'") != 2 {
 		t.Errorf("tasks run restore: code %d\n%s%s", code, stdout, stderr)
 	}

@@ -67,6 +67,12 @@ type Config struct {
 	// applied one of its line run, instead of stopping boot in phase error.
 	// Default false.
 	AllowOutOfOrder bool
+	// MigrationLockTimeout and MigrationStatementTimeout are PostgreSQL's
+	// lock_timeout and statement_timeout while a migration runs (not the
+	// wait for the migration lock, which lasts as long as its holder
+	// lives). Defaults migrate.DefaultLockTimeout (10s) and
+	// migrate.DefaultStatementTimeout (1h).
+	MigrationLockTimeout, MigrationStatementTimeout time.Duration
 
 	// Tasks are startup tasks given in Go (see package starttask), run in
 	// order in the tasks phase, once per cluster under the migrations'

@@ -83,7 +83,8 @@ func (a *App) migrator() (*migrate.Migrator, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := migrate.New(cc, migrate.Config{Logger: a.log, AllowOutOfOrder: a.cfg.AllowOutOfOrder}, lines...)
+	m, err := migrate.New(cc, migrate.Config{Logger: a.log, AllowOutOfOrder: a.cfg.AllowOutOfOrder,
+		LockTimeout: a.cfg.MigrationLockTimeout, StatementTimeout: a.cfg.MigrationStatementTimeout}, lines...)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/uplinkhq/uplink/boot"
+	"github.com/uplinkhq/uplink/migrate"
 )
 
 // envFlag ties a flag to the environment variable it mirrors. A flag given
@@ -28,6 +29,8 @@ var envFlags = []envFlag{
 	{"pg-install", "UPLINK_PG_INSTALL"},
 	{"http", "UPLINK_HTTP_ADDR"},
 	{"migrations", "UPLINK_MIGRATIONS_DIR"},
+	{"migration-lock-timeout", "UPLINK_MIGRATION_LOCK_TIMEOUT"},
+	{"migration-statement-timeout", "UPLINK_MIGRATION_STATEMENT_TIMEOUT"},
 	{"env", "UPLINK_ENV"},
 	{"tasks", "UPLINK_TASKS_DIR"},
 	{"post-start", "UPLINK_POST_START"},
@@ -64,6 +67,15 @@ func (f *flags) parseWithEnv(args []string) (done bool, code int) {
 		return f.fail(err.Error())
 	}
 	return false, exitOK
+}
+
+// bindMigrationTimeouts adds the flags for a migration's lock_timeout and
+// statement_timeout to f.
+func bindMigrationTimeouts(f *flags, cfg *boot.Config) {
+	f.DurationVar(&cfg.MigrationLockTimeout, "migration-lock-timeout", migrate.DefaultLockTimeout,
+		"PostgreSQL's lock_timeout while a migration runs (UPLINK_MIGRATION_LOCK_TIMEOUT); not the wait for the migration lock")
+	f.DurationVar(&cfg.MigrationStatementTimeout, "migration-statement-timeout", migrate.DefaultStatementTimeout,
+		"PostgreSQL's statement_timeout while a migration runs (UPLINK_MIGRATION_STATEMENT_TIMEOUT)")
 }
 
 // parseMixed is parseWithEnv for commands whose arguments may come before,

@@ -72,6 +72,7 @@ func runMigrate(ctx context.Context, env *Env, args []string) int {
 	c.f.BoolVar(&c.allowOOO, "allow-out-of-order", false, "up: also apply pending migrations older than the newest applied one")
 	c.f.StringVar(&c.format, "format", "auto", "new: plain, pair (.up.sql/.down.sql), goose or dbmate; auto follows the newest file")
 	bindDatabase(c.f, &c.cfg)
+	bindMigrationTimeouts(c.f, &c.cfg)
 	c.log = bindLog(c.f)
 	if done, code := c.parse(args); done {
 		return code
@@ -177,7 +178,8 @@ func (c *migrateCmd) migrator(ctx context.Context) (*migrate.Migrator, int) {
 		return nil, c.fail(&status.ActionError{Problem: "the database connection string is invalid",
 			Err: errors.New(provision.Redact(err.Error())), Hint: "check --database or DATABASE_URL"})
 	}
-	m, err := migrate.New(cc, migrate.Config{Logger: log, AllowOutOfOrder: c.allowOOO, ApplicationName: "uplink migrate"},
+	m, err := migrate.New(cc, migrate.Config{Logger: log, AllowOutOfOrder: c.allowOOO, ApplicationName: "uplink migrate",
+		LockTimeout: c.cfg.MigrationLockTimeout, StatementTimeout: c.cfg.MigrationStatementTimeout},
 		migrate.Line{Name: c.line, Migrations: migs})
 	if err != nil {
 		return nil, c.fail(err)

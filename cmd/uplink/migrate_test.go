@@ -139,3 +139,19 @@ func TestMigrateCommandLine(t *testing.T) {
 		t.Errorf("validate of a missing dir: code %d, stderr %q", code, stderr)
 	}
 }
+
+// A migration's statement_timeout comes from the flag or its variable,
+// and a statement that outlives it fails, named, with PostgreSQL's code.
+func TestMigrationStatementTimeoutFlag(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "0001_slow.sql"), "SELECT pg_sleep(5);\n")
+	code, _, stderr := runCLI(t, map[string]string{"UPLINK_MIGRATION_STATEMENT_TIMEOUT": "200ms"}, "migrate", "up", "--dir", dir, "--database", url)
+	if code == exitOK || !strings.Contains(stderr, "57014") || !strings.Contains(stderr, "0001_slow.sql") {
+		t.Errorf("a 5 s migration under a 200ms statement_timeout: code %d\n%s", code, stderr)
+	}
+	code, _, stderr = runCLI(t, nil, "migrate", "up", "--dir", dir, "--database", url, "--migration-statement-timeout", "200ms")
+	if code == exitOK || !strings.Contains(stderr, "57014") {
+		t.Errorf("the same with the flag: code %d\n%s", code, stderr)
+	}
+}

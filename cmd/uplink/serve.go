@@ -27,6 +27,7 @@ func (m *Main) ParseFlags(args []string) (done bool, code int) {
 	f.StringVar(&m.Config.HTTPAddr, "http", boot.DefaultHTTPAddr, "address for /livez, /readyz, /status and /metrics (UPLINK_HTTP_ADDR)")
 	f.StringVar(&m.Config.MigrationsDir, "migrations", "", "directory of the app's migration files, applied as line \"app\" (UPLINK_MIGRATIONS_DIR)")
 	f.BoolVar(&m.Config.AllowOutOfOrder, "allow-out-of-order", false, "apply pending migrations older than the newest applied one instead of stopping in phase error")
+	bindMigrationTimeouts(f, &m.Config)
 	f.StringVar(&m.Config.Env, "env", boot.EnvProd, "dev, test or prod (UPLINK_ENV): picks which startup tasks run")
 	bindTasks(f, &m.Config)
 	bindBackups(f, &m.Config)

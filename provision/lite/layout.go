@@ -52,6 +52,11 @@ func LayoutOf(dataDir string) Layout {
 // second initdb needs it.
 func (l Layout) initdbPwfile() string { return filepath.Join(l.PG, ".initdb-pwfile") }
 
+// initdbMarker exists while initdb works in pg/data itself (a pg/data
+// that existed, empty, as a mounted volume does): an initdb killed there
+// leaves a PG_VERSION in a cluster that is not whole.
+func (l Layout) initdbMarker() string { return filepath.Join(l.PG, "initdb-incomplete") }
+
 // maxSocketPath is the longest unix socket path Linux accepts
 // (sun_path holds 108 bytes with the terminating NUL).
 const maxSocketPath = 107
@@ -93,6 +98,14 @@ const (
 // refuses what Uplink must not touch. It returns the cluster's major when
 // one exists.
 func (l Layout) inspect() (clusterState, int, error) {
+	if _, err := os.Stat(l.initdbMarker()); err == nil {
+		if entries, err := os.ReadDir(l.Data); err == nil && len(entries) > 0 {
+			return 0, 0, &status.ActionError{
+				Problem: "an initdb in " + l.Data + " was interrupted: it holds a cluster that is not whole, and no data of yours",
+				Hint:    "empty it, keeping the directory (rm -rf " + l.Data + "/* and " + l.initdbMarker() + "), then restart Uplink; it will run initdb again",
+			}
+		}
+	}
 	if _, err := os.Stat(filepath.Join(l.Root, "PG_VERSION")); err == nil {
 		return 0, 0, &status.ActionError{
 			Problem: l.Root + " is itself a PostgreSQL data directory",

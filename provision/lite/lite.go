@@ -527,6 +527,13 @@ func (l *Lite) initdb(ctx context.Context, rp runParams) error {
 	if err := rp.user.Chown(target); err != nil {
 		return err
 	}
+	if staging == "" {
+		// In place: a kill now would leave a PG_VERSION in a cluster that
+		// is not whole; the marker says so to the next start (inspect).
+		if err := writeFileAtomic(l.lay.initdbMarker(), []byte("initdb into pg/data began; removed once it completes\n"), 0o600); err != nil {
+			return err
+		}
+	}
 	// initdb sets the superuser's password with ALTER ROLE ... PASSWORD,
 	// which stores a SCRAM verifier as it is: so initdb gets the verifier
 	// with superIterations, never the password, and the logins of every
@@ -559,6 +566,8 @@ func (l *Lite) initdb(ctx context.Context, rp runParams) error {
 		if err := os.Rename(staging, l.lay.Data); err != nil {
 			return err
 		}
+	} else if err := os.Remove(l.lay.initdbMarker()); err != nil {
+		return err
 	}
 	return syncDir(l.lay.PG)
 }

@@ -495,6 +495,10 @@ func TestRefusesForeignData(t *testing.T) {
 		{"non-cluster pg/data", map[string]string{"pg/data/notes.txt": "mine", "pg/data/sub/keep.bin": "x"}, "not a PostgreSQL cluster"},
 		{"data dir is a cluster", map[string]string{"PG_VERSION": "15\n", "base/1/1259": "x"}, "itself a PostgreSQL data directory"},
 		{"other major", map[string]string{"pg/data/PG_VERSION": "11\n", "pg/data/base/1/1259": "x", "pg/password": "pw\n"}, "pg_upgrade"},
+		// initdb killed while it worked in a pg/data that existed (a volume):
+		// a PG_VERSION, but not a cluster to start.
+		{"interrupted initdb in place", map[string]string{"pg/data/PG_VERSION": "15\n", "pg/data/base/1/1259": "x",
+			"pg/initdb-incomplete": "initdb into pg/data began\n", "pg/password": "pw\n"}, "was interrupted"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -803,5 +807,22 @@ func TestStartFailureThatFixesItselfIsRetried(t *testing.T) {
 		t.Logf("retried after: %s", st.LastError)
 	default:
 		t.Error("Status never showed the retry")
+	}
+}
+
+// TestInitdbIntoExistingEmptyDataDir: a pg/data that exists, empty (a
+// mounted volume), is initialised in place, and the marker that guards
+// an interrupted initdb there is gone once it completes.
+func TestInitdbIntoExistingEmptyDataDir(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	lay := LayoutOf(dir)
+	if err := os.MkdirAll(lay.Data, 0o755); err != nil { // lite makes it 0700, the server's
+		t.Fatal(err)
+	}
+	l := newLite(t, dir, nil)
+	exec1(t, provisionOK(t, l), "SELECT 1")
+	if _, err := os.Stat(lay.initdbMarker()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("marker after a complete initdb: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/internal/pgbin"
@@ -23,7 +24,8 @@ func init() {
 const dbSynopsis = `db url|psql|dump [flags] [args]
 
   url          print a connection URL tools can use (it holds the password)
-  psql [ARGS]  run psql on the database; ARGS go to psql (after --)
+  psql [ARGS]  run psql on the database; ARGS (-c 'select 1', -f file.sql, ...)
+               go to psql, all of them after --
   dump [FILE]  write a pg_dump -Fc archive to FILE (or to stdout when redirected)`
 
 func runDB(ctx context.Context, env *Env, args []string) int {
@@ -31,6 +33,10 @@ func runDB(ctx context.Context, env *Env, args []string) int {
 	f := newFlags("db", dbSynopsis, env)
 	var cfg boot.Config
 	bindDatabase(f, &cfg)
+	var toPsql []string
+	if sub == "psql" {
+		args, toPsql = splitOwnFlags(f, args)
+	}
 	if done, code := f.parseWithEnv(args); done {
 		return code
 	}
@@ -42,7 +48,10 @@ func runDB(ctx context.Context, env *Env, args []string) int {
 		}
 		run = dbURL
 	case "psql":
-		run = dbPsql
+		psqlArgs := append(f.Args(), toPsql...)
+		run = func(ctx context.Context, env *Env, _ *flags, t dbTarget) int {
+			return t.tool(ctx, env, "psql", psqlArgs, env.Stdout)
+		}
 	case "dump":
 		if f.NArg() > 1 {
 			_, code := f.fail("dump takes at most one FILE")
@@ -112,8 +121,28 @@ func dbURL(ctx context.Context, env *Env, f *flags, t dbTarget) int {
 	return exitOK
 }
 
-func dbPsql(ctx context.Context, env *Env, f *flags, t dbTarget) int {
-	return t.tool(ctx, env, "psql", f.Args(), env.Stdout)
+// splitOwnFlags takes out of args the flags f knows (with their values),
+// and leaves the rest, in order, for psql: uplink db psql -c 'select 1'
+// --data-dir /srv/app. Everything after -- is psql's.
+func splitOwnFlags(f *flags, args []string) (own, rest []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return own, append(rest, args[i+1:]...)
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		fl := f.Lookup(name)
+		if !strings.HasPrefix(a, "-") || (fl == nil && name != "help" && name != "h") {
+			rest = append(rest, a)
+			continue
+		}
+		own = append(own, a)
+		if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); fl != nil && !hasValue && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
+			i++
+			own = append(own, args[i])
+		}
+	}
+	return own, rest
 }
 
 func dbDump(ctx context.Context, env *Env, f *flags, t dbTarget) int {

@@ -32,6 +32,11 @@ func TestDBCommandsProMode(t *testing.T) {
 	if code := p.ExitCode(t, 30*time.Second); code != 0 || strings.TrimSpace(p.Out.String()) != "42" {
 		t.Fatalf("db psql: exit %d, output %q", code, p.Out.String())
 	}
+	// Without --: psql's flags go to psql, Uplink's own stay Uplink's.
+	p = startProc(t, nil, "db", "psql", "-At", "--database-url", url, "-c", "SELECT 6 * 8")
+	if code := p.ExitCode(t, 30*time.Second); code != 0 || strings.TrimSpace(p.Out.String()) != "48" {
+		t.Fatalf("db psql without --: exit %d, output %q", code, p.Out.String())
+	}
 	// A failing statement's exit code comes through.
 	p = startProc(t, []string{"DATABASE_URL=" + url}, "db", "psql", "--", "-v", "ON_ERROR_STOP=1", "-c", "SELECT nonsense")
 	if code := p.ExitCode(t, 30*time.Second); code == 0 {

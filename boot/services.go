@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,7 +36,7 @@ func (a *App) startServices(ctx context.Context) error {
 	a.mu.Unlock()
 	sup, err := supervise.New(supervise.Config{
 		MinBackoff: a.cfg.RetryMin, MaxBackoff: a.cfg.RetryMax,
-		IsOutage: IsOutage, Logger: a.log,
+		IsOutage: a.isOutage, Logger: a.log,
 	}, services...)
 	if err != nil {
 		return &status.ActionError{Problem: "the app's services are misconfigured", Err: err, Hint: "fix the services given to boot.App.Add"}
@@ -170,6 +171,25 @@ func (p *poolService) Stop(ctx context.Context) error {
 		p.once.Do(p.pool.Close)
 	}
 	return nil
+}
+
+// isOutage is IsOutage confirmed by the database itself: an error that
+// looks like a lost connection (an EOF, a deadline) is an outage only
+// when the database does not answer now either. Otherwise it is the
+// service's own failure, and counts towards giving up: a service that
+// keeps failing on, say, a feed's EOF ends in phase error instead of
+// being restarted forever.
+func (a *App) isOutage(err error) bool {
+	if !IsOutage(err) {
+		return false
+	}
+	pool := a.Pool()
+	if pool == nil {
+		return true // the pool itself failed to start: nothing to ask
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*a.cfg.PingTimeout+time.Second)
+	defer cancel()
+	return a.ping(ctx, pool) != nil
 }
 
 // IsOutage reports whether err comes from losing the database (it went

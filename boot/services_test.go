@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -83,11 +84,36 @@ func TestCrashLoopingServiceEndsInError(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		panic("this service is broken")
 	}))
+	crashLoop(t, app, g)
+}
+
+// A service that keeps failing with an error that looks like a lost
+// connection (an EOF from a feed it reads) while the database answers is
+// crashing, not suffering an outage: it ends in error too.
+func TestServiceFailingWithEOFWhileTheDatabaseIsUpEndsInError(t *testing.T) {
+	g := newOpenGate(pgtest.Shared(t).NewDatabase(t))
+	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0", RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Add(supervise.Func("feed", func(ctx context.Context) error {
+		time.Sleep(5 * time.Millisecond)
+		return fmt.Errorf("parse feed: %w", io.EOF)
+	}))
+	crashLoop(t, app, g)
+}
+
+func crashLoop(t *testing.T, app *boot.App, g *gate) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
-	close(g.open)
+	select {
+	case <-g.open:
+	default:
+		close(g.open)
+	}
 	waitApp(t, app, status.PhaseError, 10*time.Second)
 	snap := app.Status()
 	if snap.Hint == "" || snap.Checks["services"].Status != status.Fail {
@@ -127,5 +153,34 @@ func TestIsOutage(t *testing.T) {
 	_, err := pgconn.Connect(context.Background(), fmt.Sprintf("postgres://x@127.0.0.1:%d/x?connect_timeout=1", pgtest.FreePort(t)))
 	if !boot.IsOutage(err) {
 		t.Errorf("IsOutage(refused connection %v) = false", err)
+	}
+}
+
+// A pool whose every connection is in use is a busy replica, not one that
+// lost its database: the watch asks the database on a connection of its
+// own and the phase stays ready.
+func TestBusyPoolIsNotALostDatabase(t *testing.T) {
+	g := newOpenGate(pgtest.Shared(t).NewDatabase(t))
+	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0", WatchInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitApp(t, app, status.PhaseReady, 20*time.Second)
+	pool := app.Pool()
+	for range pool.Config().MaxConns {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+	}
+	for until := time.Now().Add(1500 * time.Millisecond); time.Now().Before(until); time.Sleep(20 * time.Millisecond) {
+		if p := app.Phase(); p != status.PhaseReady {
+			t.Fatalf("phase %s with the pool busy and the database up: %s", p, app.Status().Reason)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/uplinkhq/uplink/internal/backoff"
@@ -131,7 +132,31 @@ func (a *App) ping(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil && ctx.Err() == nil {
 		err = try()
 	}
+	if err != nil && ctx.Err() == nil && busy(pool) {
+		// Every connection is in use: the wait was for the pool, not the
+		// database. Ask the database on a connection of its own, so that
+		// a loaded replica is not reported as one that lost it.
+		err = a.pingAlone(ctx, pool)
+	}
 	return err
+}
+
+// busy reports a pool whose every connection is taken.
+func busy(pool *pgxpool.Pool) bool {
+	st := pool.Stat()
+	return st.AcquiredConns()+st.ConstructingConns() >= st.MaxConns()
+}
+
+// pingAlone checks the database on a new connection, outside the pool.
+func (a *App) pingAlone(ctx context.Context, pool *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.PingTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, pool.Config().ConnConfig)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return conn.Ping(ctx)
 }
 
 // watch pings the database once ready: losing it → degraded within a few

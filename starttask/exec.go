@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -110,11 +111,15 @@ func (x *Exec) run(ctx context.Context, c *Command, extra []string, timeout time
 	cmd.Env = append(append(os.Environ(), x.Vars...), extra...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a killed Uplink takes the command with it (its own
+	// group-mates are KillRunning's, on a forced exit).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return "", &CommandError{Command: c.String(), ExitCode: -1, Err: err}
 	}
 	pgid := cmd.Process.Pid
+	running.add(pgid)
+	defer running.remove(pgid)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 
@@ -194,4 +199,27 @@ func lastLine(s string) string {
 		s = s[:200] + "…"
 	}
 	return s
+}
+
+// running is the process groups of the commands running now.
+var running = groups{m: map[int]bool{}}
+
+type groups struct {
+	mu sync.Mutex
+	m  map[int]bool
+}
+
+func (g *groups) add(pgid int)    { g.mu.Lock(); g.m[pgid] = true; g.mu.Unlock() }
+func (g *groups) remove(pgid int) { g.mu.Lock(); delete(g.m, pgid); g.mu.Unlock() }
+
+// KillRunning kills the process groups of every task and hook command
+// running now, with everything they started: for a process about to exit
+// at once (a second SIGTERM), which would otherwise leave them running
+// with no one to wait for them.
+func KillRunning() {
+	running.mu.Lock()
+	defer running.mu.Unlock()
+	for pgid := range running.m {
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	}
 }

@@ -20,6 +20,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/uplinkhq/uplink/starttask"
 )
 
 // Exit codes.
@@ -42,6 +44,7 @@ func main() {
 		cancel()
 		s = <-sigs
 		fmt.Fprintf(os.Stderr, "uplink: second %s: exiting now\n", s)
+		starttask.KillRunning() // hooks and tasks would outlive us
 		os.Exit(exitFailure)
 	}()
 	code := run(ctx, os.Args[1:], &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})

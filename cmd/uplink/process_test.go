@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -235,4 +237,41 @@ func TestProcessWrongPasswordIsErrorWithoutLeakingIt(t *testing.T) {
 	if strings.Contains(body, pw) || strings.Contains(p.Out.String(), pw) {
 		t.Fatalf("the password appears in /status or the log")
 	}
+}
+
+// A forced exit (second signal) takes the commands of running hooks with
+// it, and what they started: nothing is left behind without a parent.
+func TestProcessSecondSignalKillsRunningHooks(t *testing.T) {
+	url := pgtest.Shared(t).NewDatabase(t)
+	hooks := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "sleep.pid")
+	testutil.WriteFiles(t, hooks, map[string]string{
+		"pre-stop/10_hang*": "#!/bin/sh\nsleep 300 &\necho $! > " + pidFile + "\nwait\n",
+	})
+	p := startServeArgs(t, []string{"DATABASE_URL=" + url}, "--hooks", hooks)
+	// Its own log line, not /readyz: the port was free when picked, but
+	// only the log is surely this process's.
+	testutil.Eventually(t, "phase ready", 30*time.Second, func() bool { return strings.Contains(p.Out.String(), `"phase":"ready"`) })
+	p.Signal(t, syscall.SIGTERM)
+	var pid int
+	defer func() {
+		if t.Failed() {
+			code, body, err := p.get("/status")
+			t.Logf("status %d %v %s\noutput:\n%s", code, err, body, p.Out.String())
+		}
+	}()
+	testutil.Eventually(t, "the pre-stop hook's child", 10*time.Second, func() bool {
+		raw, err := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(raw)))
+		return err == nil && pid > 0
+	})
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 5*time.Second); code != exitFailure {
+		t.Errorf("exit code after a second signal = %d, want %d", code, exitFailure)
+	}
+	testutil.Eventually(t, "the hook's sleep gone", 5*time.Second, func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		_, rest, _ := strings.Cut(string(stat), ") ")
+		return err != nil || strings.HasPrefix(rest, "Z") // gone, or dead and not yet reaped
+	})
 }

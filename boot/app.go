@@ -210,7 +210,12 @@ func (a *App) stop(ctx context.Context, srv *http.Server, cancelBoot context.Can
 	a.setPhase(status.PhaseStopping, "shutting down", "")
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	defer cancel()
-	a.preStop(stopCtx) // first, within the budget: the service may still need what follows
+	// First, within half the budget: the service may still need what
+	// follows, and a hook that hangs must leave HTTP, the jobs' soft
+	// stop and the pool the other half.
+	hookCtx, hookCancel := context.WithTimeout(stopCtx, a.cfg.ShutdownTimeout/2)
+	a.preStop(hookCtx)
+	hookCancel()
 	var errs []error
 	if err := srv.Shutdown(stopCtx); err != nil {
 		errs = append(errs, fmt.Errorf("drain HTTP: %w", err))

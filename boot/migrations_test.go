@@ -159,11 +159,14 @@ func TestMissingMigrationsDirIsError(t *testing.T) {
 func TestDatabaseStopIsNotCutByTheAppsBudget(t *testing.T) {
 	url := pgtest.Shared(t).NewDatabase(t)
 	g := newOpenGate(url)
-	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 200 * time.Millisecond,
+	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second,
 		PreStop: []starttask.Hook{{Name: "slow", Func: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// And the hook, hanging, leaves the services half the budget.
+	var serviceLeft time.Duration
+	app.Add(stopRecorder{left: &serviceLeft})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
@@ -175,4 +178,20 @@ func TestDatabaseStopIsNotCutByTheAppsBudget(t *testing.T) {
 	if !g.stopped || g.stopLeft < 30*time.Second {
 		t.Fatalf("provisioner stopped %v with %v left; want a budget of its own (%v)", g.stopped, g.stopLeft, time.Minute)
 	}
+	if serviceLeft < 500*time.Millisecond {
+		t.Errorf("a service's Stop had %v left after a hanging pre-stop hook; want about half of 2s", serviceLeft)
+	}
+}
+
+// stopRecorder is a service that notes how much of its Stop's deadline
+// was left.
+type stopRecorder struct{ left *time.Duration }
+
+func (stopRecorder) Name() string                { return "stop-recorder" }
+func (stopRecorder) Start(context.Context) error { return nil }
+func (r stopRecorder) Stop(ctx context.Context) error {
+	if dl, ok := ctx.Deadline(); ok {
+		*r.left = time.Until(dl)
+	}
+	return nil
 }

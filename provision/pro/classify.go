@@ -20,6 +20,10 @@ type verdict struct {
 	action  bool
 	problem string
 	hint    string
+	// cause, when set, is the part of the error that matters: the
+	// server's answer, without what earlier attempts said (with
+	// sslmode=prefer, pgx's error also tells that TLS was refused).
+	cause error
 }
 
 // dnsHint goes with every failed host lookup. Uplink keeps retrying because
@@ -43,7 +47,9 @@ func classify(err error, ci *conninfo) verdict {
 	)
 	switch {
 	case errors.As(err, &pgErr):
-		return classifyServer(pgErr, ci)
+		v := classifyServer(pgErr, ci)
+		v.cause = pgErr
+		return v
 	case errors.As(err, &dnsErr):
 		return verdict{problem: fmt.Sprintf("cannot resolve host %q", dnsErr.Name), hint: dnsHint}
 	// pgx reports the server's "no TLS here" answer with a plain string.

@@ -180,7 +180,11 @@ func (p *Pro) Provision(ctx context.Context) (provision.DSN, error) {
 		}
 		v := classify(err, p.ci)
 		if v.action {
-			ae := &status.ActionError{Problem: v.problem, Hint: v.hint, Err: p.redacted(err)}
+			cause := err
+			if v.cause != nil {
+				cause = v.cause
+			}
+			ae := &status.ActionError{Problem: v.problem, Hint: v.hint, Err: p.redacted(cause)}
 			p.needsAction(ae, attempt)
 			return "", ae
 		}

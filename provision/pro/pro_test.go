@@ -127,6 +127,10 @@ func TestPersonMustAct(t *testing.T) {
 	}{
 		{"wrong password", appURL("127.0.0.1", s.Port, other, db, "sslmode=disable"),
 			"rejected the password for user \"" + other + "\"", "password in DATABASE_URL"},
+		// prefer: pgx tries TLS first, and its error says so; the reason
+		// must not (TLS was not the problem).
+		{"wrong password, sslmode=prefer", appURL("127.0.0.1", s.Port, other, db, "sslmode=prefer"),
+			"rejected the password for user \"" + other + "\"", "password in DATABASE_URL"},
 		{"unknown database", appURL("127.0.0.1", s.Port, user, "nosuchdb", "sslmode=disable"),
 			"database \"nosuchdb\" does not exist", "CREATE DATABASE"},
 		{"unknown setting", appURL("127.0.0.1", s.Port, user, db, "sslmode=disable&nosuch_setting=1"),
@@ -142,6 +146,9 @@ func TestPersonMustAct(t *testing.T) {
 			ae := actionError(t, err)
 			mustContain(t, "Problem", ae.Problem, tc.problem)
 			mustContain(t, "Hint", ae.Hint, tc.hint)
+			if !strings.Contains(tc.url, "sslmode=require") && strings.Contains(strings.ToLower(err.Error()), "tls") {
+				t.Errorf("the reason speaks of TLS: %v", err)
+			}
 			c := p.Status()
 			if c.Status != status.Fail || c.Attempts != 1 || c.Hint != ae.Hint || c.Detail != ae.Problem || c.LastError == "" {
 				t.Errorf("status: %+v", c)

@@ -77,6 +77,10 @@ func (a *App) provisioner() (provision.Provisioner, error) {
 	case provision.ModePro:
 		return newPro(a.cfg)
 	default:
+		if a.cfg.DatabaseURL != "" {
+			// Asked for: lite was named. Said, since the URL looks meant.
+			a.log.Warn("lite mode: DATABASE_URL is set and not used; unset it, or use UPLINK_MODE=pro (or auto) to use it")
+		}
 		return newLite(a.cfg)
 	}
 }

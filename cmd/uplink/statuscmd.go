@@ -21,7 +21,7 @@ func init() {
 }
 
 func runStatus(ctx context.Context, env *Env, args []string) int {
-	f := newFlags("status", "status [--http ADDR] [--json]", env)
+	f := newFlags("status", "status [--http ADDR] [--json] [--timeout D]", env)
 	addr := f.String("http", boot.DefaultHTTPAddr, "address of the running uplink (UPLINK_HTTP_ADDR)")
 	asJSON := f.Bool("json", false, "print /status as JSON, for scripts")
 	timeout := f.Duration("timeout", 5*time.Second, "give up after this long")

@@ -65,6 +65,12 @@ func (l *ledger) commit(id int64) {
 	l.mu.Unlock()
 }
 
+func (l *ledger) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.committed)
+}
+
 func (l *ledger) hasRun(id int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -283,7 +289,10 @@ func TestJobsSurvivePostgresKilledInLiteMode(t *testing.T) {
 
 	var degradedIn, readyIn, flowIn []time.Duration
 	var goroutines []int
+	const perCycle = 40 // jobs committed since the last outage, before the next
 	for i := range cycles {
+		before := led.count()
+		testutil.Eventually(t, "jobs inserted since the last outage", 10*time.Second, func() bool { return led.count() >= before+perCycle })
 		ci, err := lite.ReadConnInfo(dir)
 		if err != nil || ci.PID == 0 {
 			t.Fatalf("cycle %d: no postmaster pid: %v", i, err)
@@ -302,6 +311,7 @@ func TestJobsSurvivePostgresKilledInLiteMode(t *testing.T) {
 	}
 	stopInserts()
 	settle(t, led, 20*time.Second)
+	t.Logf("%d jobs committed over %d outages", led.count(), cycles)
 	t.Logf("degraded after kill: max %s; ready after postgres back: max %s; a job flowing after postgres back: max %s",
 		slices.Max(degradedIn), slices.Max(readyIn), slices.Max(flowIn))
 	t.Logf("goroutines: %d before, per cycle %v", baseline, goroutines)

@@ -82,6 +82,12 @@ func Load(fsys fs.FS, dir string) ([]*Migration, error) {
 		prefix = ""
 	}
 	for _, e := range entries {
+		if !e.IsDir() && !strings.HasSuffix(e.Name(), ".sql") && strings.HasSuffix(strings.ToLower(e.Name()), ".sql") {
+			// 0007_users.SQL would be passed over without a word, and the
+			// migration never run.
+			errs = append(errs, &sqlfile.Error{File: prefix + e.Name(), Msg: "migration file extension is not lower-case .sql", Hint: nameHint})
+			continue
+		}
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
 			continue
 		}

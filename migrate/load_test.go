@@ -83,6 +83,7 @@ func TestLoadRejectsBeforeRunning(t *testing.T) {
 		"99999999999999999999_big.sql", "SELECT 8;", // overflows int64
 		"005_f.up.sql", "SELECT 10;",
 		"005_g.down.sql", "SELECT 11;", // pair with different names
+		"006_h.SQL", "SELECT 12;", // would be passed over
 	)
 	_, err := migrate.Load(fsys, ".")
 	if err == nil {
@@ -100,6 +101,7 @@ func TestLoadRejectsBeforeRunning(t *testing.T) {
 		"000_zero.sql: version 000 is not a positive",
 		"99999999999999999999_big.sql: version",
 		"005_g.down.sql: version 5 is also named \"f\"",
+		"006_h.SQL: migration file extension is not lower-case .sql",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("Load error lacks %q:\n%s", want, msg)

@@ -3,13 +3,10 @@ package boot
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/provision"
@@ -75,9 +72,9 @@ func (a *App) migrator() (*migrate.Migrator, error) {
 	if a.mig != nil {
 		return a.mig, nil
 	}
-	cc, err := pgx.ParseConfig(a.dsn.Secret())
+	cc, err := provision.ConnConfig(a.dsn)
 	if err != nil {
-		return nil, &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
+		return nil, err
 	}
 	lines, err := a.lines()
 	if err != nil {

@@ -184,3 +184,22 @@ func TestBusyPoolIsNotALostDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A DATABASE_URL may size the app's pool (pool_max_conns, pgxpool's own
+// setting); the migrator and task runner, on connections of their own,
+// must not send it to the server, which refuses unknown parameters.
+func TestPoolSettingsInTheURL(t *testing.T) {
+	g := newOpenGate(pgtest.Shared(t).NewDatabase(t) + "&pool_max_conns=2")
+	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitApp(t, app, status.PhaseReady, 20*time.Second)
+	if n := app.Pool().Config().MaxConns; n != 2 {
+		t.Errorf("pool MaxConns = %d, want 2 from the URL", n)
+	}
+}

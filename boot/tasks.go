@@ -2,11 +2,8 @@ package boot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/migrate"
 	"github.com/uplinkhq/uplink/provision"
@@ -176,9 +173,9 @@ func (a *App) taskRunner() (*starttask.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc, err := pgx.ParseConfig(a.DSN().Secret())
+	cc, err := provision.ConnConfig(a.DSN())
 	if err != nil {
-		return nil, &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
+		return nil, err
 	}
 	r, err = starttask.New(m, cc, starttask.Config{Env: a.cfg.Env, Fresh: fresh, Exec: a.execEnv(), Logger: a.log}, tasks...)
 	if err != nil {

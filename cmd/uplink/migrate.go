@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/boot"
 	"github.com/uplinkhq/uplink/migrate"
@@ -173,10 +170,9 @@ func (c *migrateCmd) migrator(ctx context.Context) (*migrate.Migrator, int) {
 		}
 		dsn = t.dsn
 	}
-	cc, err := pgx.ParseConfig(dsn.Secret())
+	cc, err := provision.ConnConfig(dsn)
 	if err != nil {
-		return nil, c.fail(&status.ActionError{Problem: "the database connection string is invalid",
-			Err: errors.New(provision.Redact(err.Error())), Hint: "check --database or DATABASE_URL"})
+		return nil, c.fail(status.NeedsAction(err, "check --database or DATABASE_URL"))
 	}
 	m, err := migrate.New(cc, migrate.Config{Logger: log, AllowOutOfOrder: c.allowOOO, ApplicationName: "uplink migrate",
 		LockTimeout: c.cfg.MigrationLockTimeout, StatementTimeout: c.cfg.MigrationStatementTimeout},

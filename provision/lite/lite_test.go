@@ -775,7 +775,13 @@ func TestStartFailureThatFixesItselfIsRetried(t *testing.T) {
 	if err := zombie.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // exited, not waited for: a zombie
+	for { // exited, not waited for: a zombie
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", zombie.Process.Pid))
+		if _, rest, _ := strings.Cut(string(stat), ") "); strings.HasPrefix(rest, "Z") {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	pidFile := filepath.Join(LayoutOf(dir).Data, "postmaster.pid")
 	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n%s\n", zombie.Process.Pid, LayoutOf(dir).Data)), 0o600); err != nil {
 		t.Fatal(err)
@@ -783,13 +789,12 @@ func TestStartFailureThatFixesItselfIsRetried(t *testing.T) {
 	if err := pgtest.User(t).Chown(pidFile); err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(1500*time.Millisecond, func() { zombie.Wait() })
-	l := newLite(t, dir, func(c *Config) {
-		c.RestartBackoffMin, c.RestartBackoffMax = 200*time.Millisecond, 400*time.Millisecond
-		c.MaxRestarts = 30
-	})
+	l := newLite(t, dir, func(c *Config) { c.RestartBackoffMin, c.RestartBackoffMax = 200*time.Millisecond, 400*time.Millisecond; c.MaxRestarts = 30 })
+	// Reaped once Status shows the retry, not on a clock: a slow machine
+	// must not reap it before the first start.
 	retried := make(chan status.Check, 1)
 	go func() {
+		defer zombie.Wait()
 		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			if st := l.Status(); st.Data["step"] == StepRetry {
 				retried <- st

@@ -160,19 +160,12 @@ func TestIsOutage(t *testing.T) {
 // lost its database: the watch asks the database on a connection of its
 // own and the phase stays ready.
 func TestBusyPoolIsNotALostDatabase(t *testing.T) {
-	g := newOpenGate(pgtest.Shared(t).NewDatabase(t))
-	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0", WatchInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	app := start(t, boot.Config{Provisioner: newOpenGate(pgtest.Shared(t).NewDatabase(t)),
+		WatchInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond}).app
 	waitApp(t, app, status.PhaseReady, 20*time.Second)
 	pool := app.Pool()
 	for range pool.Config().MaxConns {
-		c, err := pool.Acquire(ctx)
+		c, err := pool.Acquire(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,15 +182,7 @@ func TestBusyPoolIsNotALostDatabase(t *testing.T) {
 // setting); the migrator and task runner, on connections of their own,
 // must not send it to the server, which refuses unknown parameters.
 func TestPoolSettingsInTheURL(t *testing.T) {
-	g := newOpenGate(pgtest.Shared(t).NewDatabase(t) + "&pool_max_conns=2")
-	app, err := boot.New(boot.Config{Provisioner: g, HTTPAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	app := start(t, boot.Config{Provisioner: newOpenGate(pgtest.Shared(t).NewDatabase(t) + "&pool_max_conns=2")}).app
 	waitApp(t, app, status.PhaseReady, 20*time.Second)
 	if n := app.Pool().Config().MaxConns; n != 2 {
 		t.Errorf("pool MaxConns = %d, want 2 from the URL", n)

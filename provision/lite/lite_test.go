@@ -789,7 +789,10 @@ func TestStartFailureThatFixesItselfIsRetried(t *testing.T) {
 	if err := pgtest.User(t).Chown(pidFile); err != nil {
 		t.Fatal(err)
 	}
-	l := newLite(t, dir, func(c *Config) { c.RestartBackoffMin, c.RestartBackoffMax = 200*time.Millisecond, 400*time.Millisecond; c.MaxRestarts = 30 })
+	l := newLite(t, dir, func(c *Config) {
+		c.RestartBackoffMin, c.RestartBackoffMax = 200*time.Millisecond, 400*time.Millisecond
+		c.MaxRestarts = 30
+	})
 	// Reaped once Status shows the retry, not on a clock: a slow machine
 	// must not reap it before the first start.
 	retried := make(chan status.Check, 1)

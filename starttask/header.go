@@ -3,6 +3,7 @@ package starttask
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,10 +37,12 @@ const headerKeys = "policy=always|once|on-change, env=dev,test,prod, fresh, on-f
 // whose comments start with marker ("--" for SQL, "#" for scripts).
 // Only the leading block of comments and blank lines is read (a "#!"
 // line included), so the same words further down mean nothing. Several
-// "uplink:" lines add up. A mistake comes back as a *sqlfile.Error naming
-// file, line and fix.
+// "uplink:" lines add up. Each mistake comes back as a *sqlfile.Error
+// naming file, line and fix, all of them joined, with what the good words
+// set.
 func ParseHeader(file string, src []byte, marker string) (Header, error) {
 	var h Header
+	var errs []error // every bad word, not only the first
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	sc.Buffer(nil, 1<<20)
@@ -61,11 +64,11 @@ func ParseHeader(file string, src []byte, marker string) (Header, error) {
 		}
 		for _, word := range strings.Fields(rest) {
 			if err := h.set(word, seen); err != nil {
-				return Header{}, &sqlfile.Error{File: file, Line: n, Msg: err.Error(), Hint: err.hint}
+				errs = append(errs, &sqlfile.Error{File: file, Line: n, Msg: err.Error(), Hint: err.hint})
 			}
 		}
 	}
-	return h, nil
+	return h, errors.Join(errs...)
 }
 
 type headerError struct{ msg, hint string }

@@ -96,8 +96,9 @@ func LoadTasks(dir string) ([]Task, error) {
 	for _, e := range entries {
 		h, err := ParseHeader(e.path, e.src, e.marker())
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			// Kept, for the checks across tasks (two of the same name);
+			// the error stops the load anyway.
+			errs = append(errs, unjoin(err)...)
 		}
 		t := Task{Name: e.name, File: e.path, checksum: checksum(e.src)}
 		h.apply(&t)

@@ -56,6 +56,9 @@ func TestLoadTasksBadInput(t *testing.T) {
 		"60_fresh.sql":   "-- uplink: fresh always\n",
 		"70_version.sql": "-- uplink: version=2\n",
 		"80_fine.sql":    "SELECT 1;\n",
+		// Two mistakes in one header, and a name another file has.
+		"90_twice.sql": "-- uplink: policy=onchange env=develop\n",
+		"91_twice.sql": "SELECT 2;\n",
 	})
 	_, err := starttask.LoadTasks(dir)
 	if !status.IsAction(err) {
@@ -71,6 +74,9 @@ func TestLoadTasksBadInput(t *testing.T) {
 		filepath.Join(dir, "50_env.sql") + `:1: unknown env "staging"`,
 		filepath.Join(dir, "60_fresh.sql") + ":1: a fresh task runs once per new database",
 		filepath.Join(dir, "70_version.sql") + ":1: a version only matters to policy on-change",
+		filepath.Join(dir, "90_twice.sql") + `:1: unknown policy "onchange"`,
+		filepath.Join(dir, "90_twice.sql") + `:1: unknown env "develop"`,
+		filepath.Join(dir, "91_twice.sql") + `: task name "twice" is also the name of ` + filepath.Join(dir, "90_twice.sql"),
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q", want)

@@ -257,6 +257,14 @@ func problems(tasks []Task) []error {
 
 // joinProblems turns problems (each a *sqlfile.Error naming its file and
 // fix) into one *status.ActionError, or nil.
+// unjoin lists the errors errors.Join put together, so that each counts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
 func joinProblems(what string, errs []error) error {
 	if len(errs) == 0 {
 		return nil

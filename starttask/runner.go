@@ -350,6 +350,16 @@ func (r *Runner) runLocked(ctx context.Context, conn *pgx.Conn, i int) error {
 	start := time.Now()
 	output, err := r.runBody(ctx, conn, t, &rec, start)
 	rec.Duration = time.Since(start)
+	if errors.Is(err, errAbandoned) {
+		// The session is closed and the function may still hold it:
+		// nothing more goes over it, not even the failure's record.
+		te := taskError(t, err, r.cfg.Exec.redact)
+		r.mu.Lock()
+		res.Duration, res.Outcome, res.Error, res.Hint, r.current = rec.Duration, OutcomeFailed, te.Error(), te.Hint(), -1
+		r.mu.Unlock()
+		r.log.Error("startup task abandoned", logTask, t.Name, logErr, te.Error())
+		return &status.ActionError{Err: te, Hint: "make " + t.Name + " return when its context is done, then restart"}
+	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err() // stopping: nothing to record, the next boot runs it
 	}
@@ -426,7 +436,9 @@ func (r *Runner) runBody(ctx context.Context, conn *pgx.Conn, t *Task, rec *migr
 			_, err := db.Exec(ctx, t.SQL)
 			return err
 		}
-		return protect(func() error { return t.Func(tctx, guardDB{db: db, run: ctx, task: tctx}) })
+		return abandonIfStuck(tctx, conn, func() error {
+			return protect(func() error { return t.Func(tctx, guardDB{db: db, run: ctx, task: tctx}) })
+		})
 	}
 	if t.NoTransaction {
 		err := body(conn)
@@ -442,6 +454,9 @@ func (r *Runner) runBody(ctx context.Context, conn *pgx.Conn, t *Task, rec *migr
 	}
 	err = body(tx)
 	disarm() // from here on, only our own statements run
+	if errors.Is(err, errAbandoned) {
+		return "", timedOut(tctx, err) // the session is closed: no rollback to send
+	}
 	if err == nil {
 		if _, err = tx.Exec(ctx, asSessionRole); err == nil {
 			err = r.putApplied(ctx, tx, rec, start)
@@ -453,6 +468,38 @@ func (r *Runner) runBody(ctx context.Context, conn *pgx.Conn, t *Task, rec *migr
 		tx.Rollback(ctx)
 	}
 	return "", timedOut(tctx, err)
+}
+
+// abandonGrace is how long a Go task may run on after its timeout, to
+// notice its cancelled context, before it is abandoned.
+const abandonGrace = 2 * time.Second
+
+// errAbandoned is a Go task that outlived its timeout and abandonGrace.
+var errAbandoned = errors.New("the Go function did not return after its context was cancelled; its session was closed and the function abandoned (make it return when ctx is done)")
+
+// abandonIfStuck runs fn, a Go task, and waits for it at most until task
+// ends and abandonGrace after. A function that ignores its context (a
+// loop without database calls, a channel nobody sends on) would hold the
+// cluster lock, and every replica's boot, forever: instead its session
+// is closed, which releases the lock and makes whatever it sends next
+// fail, and it is left to return on its own.
+func abandonIfStuck(task context.Context, conn *pgx.Conn, fn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-task.Done():
+	}
+	t := time.NewTimer(abandonGrace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		conn.PgConn().Conn().Close() // safe beside a goroutine using conn: it only fails its I/O
+		return errAbandoned
+	}
 }
 
 func (r *Runner) putApplied(ctx context.Context, db migrate.DB, rec *migrate.Record, start time.Time) error {
@@ -535,6 +582,9 @@ func taskError(t *Task, err error, redact func(string) string) *TaskError {
 		if t.File != "" {
 			e.Message = redact(ce.describe())
 		}
+	case errors.Is(err, errAbandoned):
+		e.TimedOut = true
+		e.Message = fmt.Sprintf("did not return within its timeout of %s and %s after: abandoned, its session closed and its work rolled back", t.Timeout, abandonGrace)
 	case errors.As(err, &to):
 		e.TimedOut = true
 		e.Message = fmt.Sprintf("still running after its timeout of %s; cancelled and rolled back", t.Timeout)

@@ -379,3 +379,37 @@ func TestRunNowAndStatus(t *testing.T) {
 		}
 	}
 }
+
+// A Go task that ignores its context would hold the cluster lock, and
+// every replica's boot, forever: after its timeout and a grace it is
+// abandoned, its session closed (the lock with it), and the run stops
+// for a person, the next task not run.
+func TestGoTaskIgnoringItsContextIsAbandoned(t *testing.T) {
+	db := newTestDB(t)
+	stuck := make(chan struct{})
+	defer close(stuck) // lets the abandoned function end with the test
+	r := db.runner(starttask.Config{},
+		starttask.Task{Name: "stuck", Timeout: 100 * time.Millisecond, Func: func(ctx context.Context, _ migrate.DB) error {
+			<-stuck
+			return nil
+		}},
+		starttask.Task{Name: "next", SQL: insert("next")},
+	)
+	start := time.Now()
+	err := r.Run(context.Background())
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Run took %s", took)
+	}
+	if !status.IsAction(err) || !strings.Contains(err.Error(), "did not return") || !strings.Contains(status.HintOf(err), "stuck") {
+		t.Fatalf("Run = %v (hint %q); want an ActionError naming the stuck task", err, status.HintOf(err))
+	}
+	if res := r.Results(); res[0].Outcome != starttask.OutcomeFailed || res[1].Outcome == starttask.OutcomeRan || db.effects("next") != 0 {
+		t.Errorf("results %+v; next ran %d times", res, db.effects("next"))
+	}
+	// The lock went with the session: another runner takes it at once.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := db.runner(starttask.Config{}, starttask.Task{Name: "after", SQL: insert("after")}).Run(ctx); err != nil || db.effects("after") != 1 {
+		t.Errorf("a runner after the abandoned one: %v, effects %d", err, db.effects("after"))
+	}
+}

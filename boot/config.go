@@ -73,6 +73,10 @@ type Config struct {
 	// lives). Defaults migrate.DefaultLockTimeout (10s) and
 	// migrate.DefaultStatementTimeout (1h).
 	MigrationLockTimeout, MigrationStatementTimeout time.Duration
+	// PoolMaxConns, when above 0, sizes the app's connection pool (what
+	// pool_max_conns in DATABASE_URL does in pro mode; lite has no URL of
+	// the user's). Default pgxpool's: 4 or the number of CPUs.
+	PoolMaxConns int
 
 	// Tasks are startup tasks given in Go (see package starttask), run in
 	// order in the tasks phase, once per cluster under the migrations'
@@ -158,6 +162,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 30 * time.Second
+	}
+	if c.PoolMaxConns < 0 {
+		return c, errors.New("boot: PoolMaxConns is negative")
 	}
 	if c.ShutdownTimeout < 0 || c.WatchInterval < 0 || c.PingTimeout < 0 || c.RetryMin < 0 || c.RetryMax < c.RetryMin {
 		return c, errors.New("boot: negative durations, or RetryMax below RetryMin")

@@ -129,6 +129,9 @@ func (a *App) newPool(ctx context.Context) (*pgxpool.Pool, error) {
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "uplink"
 	}
+	if a.cfg.PoolMaxConns > 0 {
+		cfg.MaxConns = int32(a.cfg.PoolMaxConns)
+	}
 	return pgxpool.NewWithConfig(ctx, cfg)
 }
 

@@ -188,3 +188,15 @@ func TestPoolSettingsInTheURL(t *testing.T) {
 		t.Errorf("pool MaxConns = %d, want 2 from the URL", n)
 	}
 }
+
+// Config.PoolMaxConns (--pool-max-conns) sizes the pool in any mode.
+func TestPoolMaxConnsSetting(t *testing.T) {
+	app := start(t, boot.Config{Provisioner: newOpenGate(pgtest.Shared(t).NewDatabase(t)), PoolMaxConns: 3}).app
+	waitApp(t, app, status.PhaseReady, 20*time.Second)
+	if n := app.Pool().Config().MaxConns; n != 3 {
+		t.Errorf("pool MaxConns = %d, want 3", n)
+	}
+	if _, err := boot.New(boot.Config{PoolMaxConns: -1}); err == nil {
+		t.Error("a negative pool size was accepted")
+	}
+}

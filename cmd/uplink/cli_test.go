@@ -88,12 +88,14 @@ func TestServeRejectsBadFlags(t *testing.T) {
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	m := &Main{Env: &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(k string) string {
-		return map[string]string{"UPLINK_HTTP_ADDR": "127.0.0.1:1111", "UPLINK_MODE": "pro", "DATABASE_URL": "postgres://x/y"}[k]
+		return map[string]string{"UPLINK_HTTP_ADDR": "127.0.0.1:1111", "UPLINK_MODE": "pro", "DATABASE_URL": "postgres://x/y",
+			"UPLINK_POOL_MAX_CONNS": "12", "UPLINK_MIGRATION_LOCK_TIMEOUT": "3s"}[k]
 	}}}
-	if done, code := m.ParseFlags([]string{"--http", "127.0.0.1:2222"}); done {
+	if done, code := m.ParseFlags([]string{"--http", "127.0.0.1:2222", "--migration-lock-timeout", "4s"}); done {
 		t.Fatalf("ParseFlags ended with %d", code)
 	}
-	if m.Config.HTTPAddr != "127.0.0.1:2222" || m.Config.Mode != "pro" || m.Config.DatabaseURL != "postgres://x/y" {
+	if m.Config.HTTPAddr != "127.0.0.1:2222" || m.Config.Mode != "pro" || m.Config.DatabaseURL != "postgres://x/y" ||
+		m.Config.PoolMaxConns != 12 || m.Config.MigrationLockTimeout != 4*time.Second {
 		t.Fatalf("config = %+v", m.Config)
 	}
 }

@@ -31,6 +31,7 @@ var envFlags = []envFlag{
 	{"migrations", "UPLINK_MIGRATIONS_DIR"},
 	{"migration-lock-timeout", "UPLINK_MIGRATION_LOCK_TIMEOUT"},
 	{"migration-statement-timeout", "UPLINK_MIGRATION_STATEMENT_TIMEOUT"},
+	{"pool-max-conns", "UPLINK_POOL_MAX_CONNS"},
 	{"env", "UPLINK_ENV"},
 	{"tasks", "UPLINK_TASKS_DIR"},
 	{"post-start", "UPLINK_POST_START"},

@@ -28,6 +28,7 @@ func (m *Main) ParseFlags(args []string) (done bool, code int) {
 	f.StringVar(&m.Config.MigrationsDir, "migrations", "", "directory of the app's migration files, applied as line \"app\" (UPLINK_MIGRATIONS_DIR)")
 	f.BoolVar(&m.Config.AllowOutOfOrder, "allow-out-of-order", false, "apply pending migrations older than the newest applied one instead of stopping in phase error")
 	bindMigrationTimeouts(f, &m.Config)
+	f.IntVar(&m.Config.PoolMaxConns, "pool-max-conns", 0, "size of the app's connection pool (UPLINK_POOL_MAX_CONNS); 0: 4 or the number of CPUs")
 	f.StringVar(&m.Config.Env, "env", boot.EnvProd, "dev, test or prod (UPLINK_ENV): picks which startup tasks run")
 	bindTasks(f, &m.Config)
 	bindBackups(f, &m.Config)

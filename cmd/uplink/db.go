@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -137,12 +138,22 @@ func splitOwnFlags(f *flags, args []string) (own, rest []string) {
 			continue
 		}
 		own = append(own, a)
-		if b, ok := fl.Value.(interface{ IsBoolFlag() bool }); fl != nil && !hasValue && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
+		if !hasValue && takesValue(fl) && i+1 < len(args) {
 			i++
 			own = append(own, args[i])
 		}
 	}
 	return own, rest
+}
+
+// takesValue reports whether fl reads the next argument as its value: a
+// flag that is not boolean (-help, not a flag of f, takes none).
+func takesValue(fl *flag.Flag) bool {
+	if fl == nil {
+		return false
+	}
+	b, ok := fl.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 func dbDump(ctx context.Context, env *Env, f *flags, t dbTarget) int {

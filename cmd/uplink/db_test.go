@@ -84,6 +84,10 @@ func TestDBCommandUsage(t *testing.T) {
 			t.Errorf("uplink %v: code %d, stderr %q", args, code, stderr)
 		}
 	}
+	// Help is Uplink's, not psql's, and answers before any database.
+	if code, stdout, _ := runCLI(t, nil, "db", "psql", "--help"); code != exitOK || !strings.Contains(stdout, "Usage: uplink db") {
+		t.Errorf("db psql --help: code %d, stdout %q", code, stdout)
+	}
 	code, _, stderr := runCLI(t, map[string]string{"DATABASE_URL": "mysql://x"}, "db", "url")
 	if code != exitFailure || !strings.Contains(stderr, "hint:") {
 		t.Errorf("db url with a bad URL: code %d, stderr %q", code, stderr)

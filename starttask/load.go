@@ -157,7 +157,7 @@ func LoadHooks(dir string) (postStart, preStop []Hook, err error) {
 					Hint: "hooks run after every first ready (post-start) or stop (pre-stop), never fail boot; drop the other words"}
 			}
 			if err != nil {
-				errs = append(errs, err)
+				errs = append(errs, unjoin(err)...)
 				continue
 			}
 			hooks = append(hooks, Hook{Name: sub + "/" + e.name, Timeout: h.Timeout, File: e.path,

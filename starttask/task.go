@@ -255,8 +255,6 @@ func problems(tasks []Task) []error {
 	return errs
 }
 
-// joinProblems turns problems (each a *sqlfile.Error naming its file and
-// fix) into one *status.ActionError, or nil.
 // unjoin lists the errors errors.Join put together, so that each counts.
 func unjoin(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -265,6 +263,8 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
+// joinProblems turns problems (each a *sqlfile.Error naming its file and
+// fix) into one *status.ActionError, or nil.
 func joinProblems(what string, errs []error) error {
 	if len(errs) == 0 {
 		return nil

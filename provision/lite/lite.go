@@ -182,7 +182,7 @@ func (l *Lite) provisionRetrying(ctx context.Context) (provision.DSN, error) {
 				Hint:    "see the server log's tail in /status and " + l.lay.LogFile + ", fix what it names, and restart Uplink",
 			}
 		}
-		wait := max(backoff.Exp(attempt, l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax), l.cfg.RestartBackoffMin)
+		wait := l.restartDelay(attempt)
 		l.tr.retrying(attempt, time.Now().Add(wait), err, l.tail())
 		l.log.Warn("postgres: start failed; trying again", "err", provision.Redact(err.Error()),
 			"attempt", attempt, "retry_in", wait.Round(time.Millisecond).String())
@@ -194,6 +194,14 @@ func (l *Lite) provisionRetrying(ctx context.Context) (provision.DSN, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// restartDelay is the wait before the nth attempt to start the server
+// again. Never under RestartBackoffMin, which Exp's jitter would go to
+// half of: a server back within a second could come and go between two
+// of boot's pings, unseen.
+func (l *Lite) restartDelay(n int) time.Duration {
+	return max(backoff.Exp(n, l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax), l.cfg.RestartBackoffMin)
 }
 
 // provision does the work of Provision. Whatever it set up is undone when
@@ -713,10 +721,7 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 			l.failedOnce.Do(func() { l.failed <- err })
 			return
 		}
-		// Never under RestartBackoffMin, which Exp's jitter would go to
-		// half of: a server back within a second could come and go
-		// between two of boot's pings, unseen.
-		delay := max(backoff.Exp(len(failures), l.cfg.RestartBackoffMin, l.cfg.RestartBackoffMax), l.cfg.RestartBackoffMin)
+		delay := l.restartDelay(len(failures))
 		l.tr.restarting(len(failures), now.Add(delay), cause, l.tail())
 		t := time.NewTimer(delay)
 		select {

@@ -98,10 +98,7 @@ func (p *poolService) Name() string { return "pool" }
 
 func (p *poolService) Start(ctx context.Context) error {
 	a := p.app
-	a.mu.Lock()
-	pool := a.early
-	a.early = nil
-	a.mu.Unlock()
+	pool := a.takeEarly()
 	if pool == nil { // a restart, or the migrating phase made none
 		var err error
 		if pool, err = a.newPool(ctx); err != nil {
@@ -122,9 +119,9 @@ func (p *poolService) Start(ctx context.Context) error {
 // newPool makes the application's pool for the provisioned database,
 // without connecting.
 func (a *App) newPool(ctx context.Context) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(a.DSN().Secret())
+	cfg, err := provision.PoolConfig(a.DSN())
 	if err != nil {
-		return nil, &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(provision.Redact(err.Error()))}
+		return nil, err
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "uplink"
@@ -158,13 +155,18 @@ func (a *App) earlyPool(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// closeEarly closes the pool earlyPool made, if no service took it.
-func (a *App) closeEarly() {
+// takeEarly hands over the pool earlyPool made, if any, and forgets it.
+func (a *App) takeEarly() *pgxpool.Pool {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	pool := a.early
 	a.early = nil
-	a.mu.Unlock()
-	if pool != nil {
+	return pool
+}
+
+// closeEarly closes the pool earlyPool made, if no service took it.
+func (a *App) closeEarly() {
+	if pool := a.takeEarly(); pool != nil {
 		pool.Close()
 	}
 }

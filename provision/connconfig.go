@@ -9,16 +9,25 @@ import (
 	"github.com/uplinkhq/uplink/status"
 )
 
+// PoolConfig parses dsn for a pool, pgxpool's settings included. A bad
+// string is an ActionError whose message holds no password.
+func PoolConfig(dsn DSN) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn.Secret())
+	if err != nil {
+		return nil, &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(Redact(err.Error()))}
+	}
+	return cfg, nil
+}
+
 // ConnConfig parses dsn for a connection of its own (the migrator's, the
 // task runner's). It takes pgxpool's settings out of it (pool_max_conns
 // and the like, which a DATABASE_URL may carry for the app's pool):
 // pgx.ParseConfig would send them to the server as parameters, and the
-// server refuses unknown ones. A bad string is an ActionError whose
-// message holds no password.
+// server refuses unknown ones.
 func ConnConfig(dsn DSN) (*pgx.ConnConfig, error) {
-	cfg, err := pgxpool.ParseConfig(dsn.Secret())
+	cfg, err := PoolConfig(dsn)
 	if err != nil {
-		return nil, &status.ActionError{Problem: "the database connection string is invalid", Err: errors.New(Redact(err.Error()))}
+		return nil, err
 	}
 	return cfg.ConnConfig, nil
 }

@@ -111,28 +111,29 @@ func (t *tracker) fail(err error, hint string, tail []string) {
 
 // restarting reports a server that died and when it comes back.
 func (t *tracker) restarting(attempt int, next time.Time, cause string, tail []string) {
-	cause = provision.Redact(cause)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.setLocked(StepRestart, status.Warn, "postgres stopped unexpectedly; restarting")
-	t.check.Attempts, t.check.NextRetry = attempt, next
-	t.check.LastError, t.check.LastErrorAt = cause, time.Now()
+	t.awaitLocked(StepRestart, "postgres stopped unexpectedly; restarting", attempt, next, cause)
 	t.info["log_tail"] = tail
 }
 
 // retrying reports a start that failed in a way that may fix itself, and
 // when the next attempt comes.
 func (t *tracker) retrying(attempt int, next time.Time, err error, tail []string) {
-	msg := provision.Redact(err.Error())
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.setLocked(StepRetry, status.Warn, "start failed; trying again")
+	t.awaitLocked(StepRetry, "start failed; trying again", attempt, next, err.Error())
 	t.check.Hint = ""
-	t.check.Attempts, t.check.NextRetry = attempt, next
-	t.check.LastError, t.check.LastErrorAt = msg, time.Now()
 	if len(tail) > 0 {
 		t.info["log_tail"] = tail
 	}
+}
+
+// awaitLocked records a failure that is tried again at next.
+func (t *tracker) awaitLocked(step Step, detail string, attempt int, next time.Time, cause string) {
+	t.setLocked(step, status.Warn, detail)
+	t.check.Attempts, t.check.NextRetry = attempt, next
+	t.check.LastError, t.check.LastErrorAt = provision.Redact(cause), time.Now()
 }
 
 // event follows recovery the server does on its own: a backend crash

@@ -1,6 +1,7 @@
 package migrate_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -108,5 +109,26 @@ func TestInvalidIndexIsReportedNotSkipped(t *testing.T) {
 	}
 	if !scalar[bool](e, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'dupes_x'::regclass") {
 		t.Error("index not valid after the successful run")
+	}
+}
+
+// A no-transaction Go migration that leaves a transaction open is
+// refused, rolled back, and not recorded as applied.
+func TestNoTxGoMigrationLeavingATransactionOpenFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := testContext(t)
+	line := migrate.Line{Name: "app", Migrations: []*migrate.Migration{
+		migrate.GoMigration(1, "open", func(ctx context.Context, db migrate.DB) error {
+			_, err := db.Exec(ctx, "BEGIN; CREATE TABLE half (x int)")
+			return err
+		}, nil, migrate.WithoutTransaction()),
+	}}
+	_, err := e.migrator(migrate.Config{}, line).Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "left a transaction open") {
+		t.Fatalf("Up = %v; want the open transaction refused", err)
+	}
+	if e.tableExists("half") || e.record("app", "1").Outcome == migrate.OutcomeApplied {
+		t.Error("the open transaction's work was kept, or recorded as applied")
 	}
 }

@@ -431,7 +431,6 @@ func (m *Migrator) noTxSteps(ctx context.Context, conn *pgx.Conn, line string, m
 		if err := s.fn(ctx, conn); err != nil {
 			return fail(0, err)
 		}
-		return invalid(0, 0)
 	}
 	group := skip // the first statement since the last commit point
 	for i := skip; i < len(s.stmts); i++ {
@@ -461,6 +460,9 @@ func (m *Migrator) noTxSteps(ctx context.Context, conn *pgx.Conn, line string, m
 	if conn.PgConn().TxStatus() != 'I' {
 		conn.Exec(ctx, "ROLLBACK")
 		return fail(-1, errors.New("the migration left a transaction open; end it with COMMIT"))
+	}
+	if s.fn != nil {
+		return invalid(0, 0) // a Go function's statements are not ours to see
 	}
 	return nil
 }

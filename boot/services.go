@@ -101,7 +101,7 @@ func (p *poolService) Start(ctx context.Context) error {
 	pool := a.takeEarly()
 	if pool == nil { // a restart, or the migrating phase made none
 		var err error
-		if pool, err = a.newPool(ctx); err != nil {
+		if pool, err = a.newPool(ctx, a.DSN()); err != nil {
 			return err
 		}
 	}
@@ -116,10 +116,9 @@ func (p *poolService) Start(ctx context.Context) error {
 	return nil
 }
 
-// newPool makes the application's pool for the provisioned database,
-// without connecting.
-func (a *App) newPool(ctx context.Context) (*pgxpool.Pool, error) {
-	cfg, err := provision.PoolConfig(a.DSN())
+// newPool makes the application's pool for dsn, without connecting.
+func (a *App) newPool(ctx context.Context, dsn provision.DSN) (*pgxpool.Pool, error) {
+	cfg, err := provision.PoolConfig(dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +144,7 @@ func (a *App) earlyPool(ctx context.Context) (*pgxpool.Pool, error) {
 	if pool != nil {
 		return pool, nil
 	}
-	pool, err := a.newPool(ctx) // only the walk calls this: no race to make two
+	pool, err := a.newPool(ctx, a.DSN()) // only the walk calls this: no race to make two
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +152,27 @@ func (a *App) earlyPool(ctx context.Context) (*pgxpool.Pool, error) {
 	a.early = pool
 	a.mu.Unlock()
 	return pool, nil
+}
+
+// probe is lite's readiness check on an existing cluster
+// (lite.Config.Probe): it makes the early pool for dsn and pings it, which
+// leaves the pool's first connection open for the migrating phase. Lite
+// calls it on the walk's goroutine, within Provision, before anything
+// else uses the early pool.
+func (a *App) probe(ctx context.Context, dsn provision.DSN) error {
+	pool, err := a.newPool(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return err
+	}
+	a.closeEarly() // an earlier attempt's, if Provision started over
+	a.mu.Lock()
+	a.early = pool
+	a.mu.Unlock()
+	return nil
 }
 
 // takeEarly hands over the pool earlyPool made, if any, and forgets it.

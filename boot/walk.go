@@ -25,6 +25,7 @@ func (a *App) walk(ctx context.Context, prov provision.Provisioner, err error) {
 
 	dsn, err := prov.Provision(ctx)
 	if err != nil {
+		a.closeEarly() // a probe's, on a server that did not stay
 		if ctx.Err() == nil {
 			a.fail(err)
 		}
@@ -81,7 +82,7 @@ func (a *App) provisioner() (provision.Provisioner, error) {
 			// Asked for: lite was named. Said, since the URL looks meant.
 			a.log.Warn("lite mode: DATABASE_URL is set and not used; unset it, or use UPLINK_MODE=pro (or auto) to use it")
 		}
-		return newLite(a.cfg)
+		return a.newLite()
 	}
 }
 

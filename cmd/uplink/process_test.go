@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,11 +42,32 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 
 func startServe(t *testing.T, env ...string) *proc {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", pgtest.FreePort(t))
-	p := startProc(t, append(env, "UPLINK_HTTP_ADDR="+addr), "serve")
-	p.addr = addr
-	return p
+	return startServeArgs(t, env)
 }
+
+// startServeArgs is startServe with flags. The status server listens on a
+// port the kernel picks (127.0.0.1:0), read back from the "serving status"
+// line: a port found free beforehand can be taken, before uplink binds it,
+// by any other test's outgoing connection.
+func startServeArgs(t *testing.T, env []string, flags ...string) *proc {
+	t.Helper()
+	p := startProc(t, append(env, "UPLINK_HTTP_ADDR=127.0.0.1:0"), append([]string{"serve"}, flags...)...)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if m := servingRE.FindStringSubmatch(p.Out.String()); m != nil {
+			p.addr = m[1]
+			return p
+		}
+		select {
+		case <-p.Done():
+			return p // exited first: the test says what it expected
+		default:
+		}
+	}
+	t.Fatal("no \"serving status\" line 10s after start")
+	return nil
+}
+
+var servingRE = regexp.MustCompile(`"msg":"serving status","addr":"([^"]+)"`)
 
 func (p *proc) get(path string) (int, string, error) { return testutil.Get("http://" + p.addr + path) }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"net/http"
 	"os"
@@ -18,15 +17,6 @@ import (
 	"github.com/uplinkhq/uplink/starttask"
 	"github.com/uplinkhq/uplink/status"
 )
-
-// startServeArgs is startServe with flags.
-func startServeArgs(t *testing.T, env []string, flags ...string) *proc {
-	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", pgtest.FreePort(t))
-	p := startProc(t, append(env, "UPLINK_HTTP_ADDR="+addr), append([]string{"serve"}, flags...)...)
-	p.addr = addr
-	return p
-}
 
 // waitReady polls /readyz until it answers 200.
 func (p *proc) waitReady(t *testing.T, bound time.Duration) {

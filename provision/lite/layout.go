@@ -162,6 +162,10 @@ type state struct {
 	// AppVerifierMAC is verifierMAC of the application role's verifier
 	// when the last start set or checked it.
 	AppVerifierMAC string `json:"app_verifier_mac,omitempty"`
+	// SuperPasswordMAC is passwordMAC of pg/superuser-password when the
+	// last start logged in with it: a start that finds the file changed
+	// logs in as the superuser at once, and fails if the cluster refuses.
+	SuperPasswordMAC string `json:"superuser_password_mac,omitempty"`
 }
 
 // binStamp identifies the postgres program in dir by size and

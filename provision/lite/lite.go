@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/uplinkhq/uplink/internal/backoff"
 	"github.com/uplinkhq/uplink/internal/pgbin"
@@ -326,6 +327,12 @@ func (l *Lite) prepare(ctx context.Context, sp *startPlan) error {
 
 // serve starts the server, hands over the application's role and
 // database, and leaves the server to the supervisor.
+//
+// A start on a cluster whose role and database an earlier start checked
+// (see quickStart) proves the server ready with the application's own
+// login, through Config.Probe, and leaves the superuser's checks to the
+// supervisor, after the boot. Any other start logs in as the superuser
+// first and makes or repairs the role and database before returning.
 func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	srvLog, err := openServerLog(l.lay.LogFile, l.cfg.LogMaxBytes, l.cfg.LogKeep, l.log)
 	if err != nil {
@@ -334,45 +341,64 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	l.mu.Lock()
 	l.serverLog, l.run = srvLog, sp.rp
 	l.mu.Unlock()
+	dsn := socketDSN(l.lay.Run, sp.rp.port, l.cfg.User, sp.rp.password, l.cfg.Database)
 
-	// On an existing cluster, the first connection goes to the
-	// application's database: the first backend in a database after a
-	// server start rebuilds that database's relation cache file, and
-	// doing it here spares boot's first connection, a few milliseconds.
-	// A fresh cluster has no application database yet.
-	db := maintenanceDB
-	if sp.cluster == clusterExists {
-		db = l.cfg.Database
+	var (
+		pm    *postmaster
+		conn  *pgx.Conn // the superuser's, when it logged in to check
+		later func(context.Context)
+	)
+	if quick := l.quickStart(sp); quick {
+		pm, err = l.start(ctx, StepStart, func(ctx context.Context) error {
+			err := l.probe(ctx, dsn)
+			if refusedApp(err) {
+				// The server answers; the role or database needs the
+				// superuser. Checked below, as on a first start.
+				quick = false
+				return nil
+			}
+			return err
+		})
+		if err == nil && quick {
+			later = l.checkLater
+		}
+		if err == nil && !quick {
+			l.setServer(pm) // for the rollback, should the check fail
+			l.log.Warn("the application's role or database refused the login; checking them as the superuser")
+			conn, err = l.superConnect(ctx, l.cfg.Database)
+			if cannotEnter(err) {
+				conn, err = l.superConnect(ctx, maintenanceDB)
+			}
+		}
+	} else {
+		// On an existing cluster, the first connection goes to the
+		// application's database: the first backend in a database after a
+		// server start rebuilds that database's relation cache file, and
+		// doing it here spares boot's first connection, a few milliseconds.
+		// A fresh cluster has no application database yet.
+		db := maintenanceDB
+		if sp.cluster == clusterExists {
+			db = l.cfg.Database
+		}
+		pm, err = l.start(ctx, StepStart, l.superPing(db, func(c *pgx.Conn) { conn = c }))
 	}
-	var conn *pgx.Conn
-	pm, err := l.start(ctx, StepStart, db, func(c *pgx.Conn) { conn = c })
 	if err != nil {
 		return "", err
 	}
-	l.mu.Lock()
-	l.pm = pm
-	l.mu.Unlock()
+	l.setServer(pm)
 
-	app, err := ensureApp(ctx, conn, appSpec{role: l.cfg.User, db: l.cfg.Database, password: sp.rp.password, superPassword: sp.rp.superPassword,
-		fresh: sp.cluster == noCluster, verifier: sp.appVerifier, known: sp.st.AppVerifierMAC})
-	// Closed now: while it is connected to template1, no database can be
-	// created from it, and the application's cannot be renamed.
-	conn.Close(context.WithoutCancel(ctx))
-	if app.rehashed {
-		l.log.Info("rewrote the postgres role's password verifier: its own password (pg/superuser-password), few SCRAM iterations for quicker logins", "iterations", superIterations)
-	}
-	if app.changed {
-		// Recorded after the fact: the step is quick, and the history
-		// should show that this start made the role or database.
-		l.tr.set(StepCreateDatabase, status.Warn, fmt.Sprintf("created or repaired role %s and database %s", l.cfg.User, l.cfg.Database))
-	}
-	if err != nil {
-		return "", err
-	}
-	if app.mac != sp.st.AppVerifierMAC { // a repair, or the first start of this version
-		sp.st.AppVerifierMAC = app.mac
-		if err := writeState(l.lay.State, sp.st); err != nil {
-			l.log.Warn("could not record the application role's verifier; the next start checks it the slow way", "path", l.lay.State, "err", err)
+	if conn != nil {
+		app, err := l.checkApp(ctx, conn, sp)
+		if app.changed {
+			// Recorded after the fact: the step is quick, and the history
+			// should show that this start made the role or database.
+			l.tr.set(StepCreateDatabase, status.Warn, fmt.Sprintf("created or repaired role %s and database %s", l.cfg.User, l.cfg.Database))
+		}
+		if err != nil {
+			return "", err
+		}
+		if app.needPostgresDB {
+			later = l.restorePostgresDB
 		}
 	}
 	l.tr.set(StepReady, status.Pass, fmt.Sprintf("PostgreSQL %s ready on port %d", sp.rp.bin.Version, sp.rp.port))
@@ -382,8 +408,105 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 	l.mu.Lock()
 	l.superStop, l.superDone = superStop, superDone
 	l.mu.Unlock()
-	go l.supervise(superCtx, pm, superDone, app.needPostgresDB)
-	return socketDSN(l.lay.Run, sp.rp.port, l.cfg.User, sp.rp.password, l.cfg.Database), nil
+	go l.supervise(superCtx, pm, superDone, later)
+	return dsn, nil
+}
+
+// quickStart says whether this start may skip the superuser's login: the
+// cluster exists, and an earlier start of this version checked the
+// application's role and database (it recorded the role's verifier) and
+// logged in as the superuser with pg/superuser-password as it is now. A
+// role or database changed or renamed since shows as a refused login of
+// the probe, which falls back to the full check; a superuser password
+// changed inside the cluster shows in checkLater's warning, and the next
+// start does the full check.
+func (l *Lite) quickStart(sp startPlan) bool {
+	return sp.cluster == clusterExists && sp.st.AppVerifierMAC != "" &&
+		sp.st.SuperPasswordMAC == passwordMAC(sp.rp.superPassword)
+}
+
+// probe is Config.Probe, or a login of its own that it closes again.
+func (l *Lite) probe(ctx context.Context, dsn provision.DSN) error {
+	if l.cfg.Probe != nil {
+		return l.cfg.Probe(ctx, dsn)
+	}
+	conn, err := connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, "SELECT 1")
+	return err
+}
+
+// refusedApp reports a probe refused for the role (a wrong password or no
+// such role: PostgreSQL does not say which) or for the database.
+func refusedApp(err error) bool {
+	var pgErr *pgconn.PgError
+	return cannotEnter(err) || errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000")
+}
+
+// setServer records the running server, which Stop and a failed
+// Provision's rollback stop.
+func (l *Lite) setServer(pm *postmaster) {
+	l.mu.Lock()
+	l.pm = pm
+	l.mu.Unlock()
+}
+
+// checkApp runs ensureApp on the superuser's conn, closes conn, and
+// records the role's verifier in the state file when it changed.
+func (l *Lite) checkApp(ctx context.Context, conn *pgx.Conn, sp startPlan) (appResult, error) {
+	app, err := ensureApp(ctx, conn, appSpec{role: l.cfg.User, db: l.cfg.Database, password: sp.rp.password, superPassword: sp.rp.superPassword,
+		fresh: sp.cluster == noCluster, verifier: sp.appVerifier, known: sp.st.AppVerifierMAC})
+	// Closed now: while it is connected to template1, no database can be
+	// created from it, and the application's cannot be renamed.
+	conn.Close(context.WithoutCancel(ctx))
+	if app.rehashed {
+		l.log.Info("rewrote the postgres role's password verifier: its own password (pg/superuser-password), few SCRAM iterations for quicker logins", "iterations", superIterations)
+	}
+	if err != nil {
+		return app, err
+	}
+	if super := passwordMAC(sp.rp.superPassword); app.mac != sp.st.AppVerifierMAC || super != sp.st.SuperPasswordMAC {
+		// A repair, or the first start of this version.
+		sp.st.AppVerifierMAC, sp.st.SuperPasswordMAC = app.mac, super
+		if err := writeState(l.lay.State, sp.st); err != nil {
+			l.log.Warn("could not record the application role's verifier; the next start checks it the slow way", "path", l.lay.State, "err", err)
+		}
+	}
+	return app, nil
+}
+
+// checkLater is what a quick start left out, run by the supervisor after
+// the boot: the superuser's checks of ensureApp (its own verifier, the
+// postgres database). A failure is logged; the server keeps serving the
+// application, whose login the start proved.
+func (l *Lite) checkLater(ctx context.Context) {
+	conn, err := l.superConnect(ctx, maintenanceDB)
+	if err == nil {
+		var app appResult
+		l.mu.Lock()
+		rp := l.run
+		l.mu.Unlock()
+		st, _ := readState(l.lay.State)
+		app, err = l.checkApp(ctx, conn, startPlan{rp: rp, cluster: clusterExists, st: st})
+		if app.changed {
+			l.log.Warn(fmt.Sprintf("repaired role %s or database %s after the start", l.cfg.User, l.cfg.Database))
+		}
+		if err == nil && app.needPostgresDB {
+			l.restorePostgresDB(ctx)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		l.log.Warn("the superuser's check of the cluster after the start failed; the next start checks before it is ready", "err", err)
+		if st, rerr := readState(l.lay.State); rerr == nil && st.SuperPasswordMAC != "" {
+			st.SuperPasswordMAC = ""
+			if werr := writeState(l.lay.State, st); werr != nil {
+				l.log.Warn("could not update the state file", "path", l.lay.State, "err", werr)
+			}
+		}
+	}
 }
 
 // binaries finds the server programs, for the cluster's major if there is
@@ -630,12 +753,10 @@ func (l *Lite) pickPort(st *state, bin pgbin.Binaries) error {
 	return writeState(l.lay.State, next)
 }
 
-// start runs the server and waits until it accepts the superuser over the
-// socket, in database db, else (db missing or closed) in template1.
-// withConn, if set, receives that first connection; otherwise it is
-// closed. A server that fails to come up is stopped before start
-// returns, and returned too, so the supervisor can count its failure.
-func (l *Lite) start(ctx context.Context, step Step, db string, withConn func(*pgx.Conn)) (*postmaster, error) {
+// start runs the server and waits until ping succeeds. A server that
+// fails to come up is stopped before start returns, and returned too, so
+// the supervisor can count its failure.
+func (l *Lite) start(ctx context.Context, step Step, ping func(context.Context) error) (*postmaster, error) {
 	l.mu.Lock()
 	rp, srvLog := l.run, l.serverLog
 	l.mu.Unlock()
@@ -647,6 +768,24 @@ func (l *Lite) start(ctx context.Context, step Step, db string, withConn func(*p
 	err = pm.waitReady(ctx, l.cfg.StartTimeout, func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		return ping(ctx)
+	})
+	if err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w: %s", err, strings.Join(srvLog.Tail(3), " | "))
+		}
+		pm.stop(context.WithoutCancel(ctx), l.cfg.StopTimeout, l.cfg.QuitTimeout)
+		return pm, err
+	}
+	return pm, nil
+}
+
+// superPing is a readiness check for start: the superuser logs in over the
+// socket, to database db, else (db missing or closed) to template1.
+// withConn, if set, receives that first connection; otherwise it is
+// closed.
+func (l *Lite) superPing(db string, withConn func(*pgx.Conn)) func(context.Context) error {
+	return func(ctx context.Context) error {
 		conn, err := l.superConnect(ctx, db)
 		if db != maintenanceDB && cannotEnter(err) {
 			conn, err = l.superConnect(ctx, maintenanceDB)
@@ -661,28 +800,21 @@ func (l *Lite) start(ctx context.Context, step Step, db string, withConn func(*p
 		_, err = conn.Exec(ctx, "SELECT 1")
 		conn.Close(ctx)
 		return err
-	})
-	if err != nil {
-		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w: %s", err, strings.Join(srvLog.Tail(3), " | "))
-		}
-		pm.stop(context.WithoutCancel(ctx), l.cfg.StopTimeout, l.cfg.QuitTimeout)
-		return pm, err
 	}
-	return pm, nil
 }
 
 // supervise restarts the server whenever it dies, until ctx ends or the
 // failures exceed the limit. The port stays the same: the DSN handed out
-// names it (the socket file is called after it). With needPostgresDB, it
-// also makes the postgres database, postgresDBDelay after it begins.
-func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}, needPostgresDB bool) {
+// names it (the socket file is called after it). later, if set, runs
+// postgresDBDelay after supervise begins, while the server is up: work
+// kept off the boot's path (see serve).
+func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}, later func(context.Context)) {
 	defer close(done)
-	var restoreDB <-chan time.Time
-	if needPostgresDB {
+	var laterC <-chan time.Time
+	if later != nil {
 		t := time.NewTimer(l.postgresDBDelay)
 		defer t.Stop()
-		restoreDB = t.C
+		laterC = t.C
 	}
 	var failures []time.Time
 	exited, cause := pm.exited, ""
@@ -690,14 +822,14 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 		select {
 		case <-ctx.Done():
 			return
-		case <-restoreDB:
+		case <-laterC:
 			if pm == nil || !pm.alive() {
 				// Down: the restart below comes first, then a new wait.
-				restoreDB = time.After(l.postgresDBDelay)
+				laterC = time.After(l.postgresDBDelay)
 				continue
 			}
-			restoreDB = nil
-			l.restorePostgresDB(ctx)
+			laterC = nil
+			later(ctx)
 			continue
 		case <-exited:
 		}
@@ -730,7 +862,7 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 			return
 		case <-t.C:
 		}
-		next, err := l.start(ctx, StepStart, maintenanceDB, nil)
+		next, err := l.start(ctx, StepStart, l.superPing(maintenanceDB, nil))
 		switch {
 		case err == nil:
 			pm, exited = next, next.exited
@@ -740,9 +872,7 @@ func (l *Lite) supervise(ctx context.Context, pm *postmaster, done chan struct{}
 		default:
 			pm, exited, cause = nil, closedChan, err.Error()
 		}
-		l.mu.Lock()
-		l.pm = pm
-		l.mu.Unlock()
+		l.setServer(pm)
 	}
 }
 

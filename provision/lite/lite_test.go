@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/internal/runas"
 	"github.com/uplinkhq/uplink/internal/testutil"
+	"github.com/uplinkhq/uplink/provision"
 	"github.com/uplinkhq/uplink/status"
 )
 
@@ -833,4 +835,94 @@ func TestInitdbIntoExistingEmptyDataDir(t *testing.T) {
 	if _, err := os.Stat(lay.initdbMarker()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("marker after a complete initdb: %v", err)
 	}
+}
+
+// countingProbe is a Config.Probe that logs in as the DSN says, queries,
+// and counts its calls and its refusals.
+type countingProbe struct {
+	calls, refused atomic.Int32
+}
+
+func (p *countingProbe) probe(ctx context.Context, dsn provision.DSN) error {
+	p.calls.Add(1)
+	conn, err := pgx.Connect(ctx, dsn.Secret())
+	if err != nil {
+		if refusedApp(err) {
+			p.refused.Add(1)
+		}
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "SELECT 1")
+	return err
+}
+
+// TestQuickStartChecksSuperuserLater: a warm start proves the server
+// ready with the application's login (Config.Probe) and leaves the
+// superuser's login to after the boot. A superuser password changed
+// inside the cluster does not stop that start; the later check says so
+// in the log, and the next start checks first, and fails as a first start
+// would.
+func TestQuickStartChecksSuperuserLater(t *testing.T) {
+	t.Parallel()
+	dir, _ := initialized(t)
+	l := newLite(t, dir, nil)
+	l.postgresDBDelay = time.Hour
+	provisionOK(t, l)
+	exec1(t, l.superDSN(), "ALTER ROLE postgres PASSWORD 'changed-inside'")
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	var p countingProbe
+	warm := newLite(t, dir, func(c *Config) { c.Probe = p.probe })
+	dsn := provisionOK(t, warm)
+	if n := p.calls.Load(); n != 1 {
+		t.Errorf("probe called %d times, want 1", n)
+	}
+	exec1(t, dsn, "SELECT 1")
+	testutil.Eventually(t, "the later check's warning", 30*time.Second, func() bool {
+		return strings.Contains(warm.logs.String(), "the superuser's check of the cluster after the start failed")
+	})
+	testutil.Eventually(t, "the state file to ask for a full check", 10*time.Second, func() bool {
+		st, err := readState(LayoutOf(dir).State)
+		return err == nil && st.SuperPasswordMAC == ""
+	})
+	if err := warm.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	next := newLite(t, dir, func(c *Config) { c.Probe = p.probe })
+	_, err := next.Provision(context.Background())
+	if !status.IsAction(err) || !strings.Contains(err.Error(), "refused Uplink's password for role postgres") {
+		t.Fatalf("Provision after the warning: %v; want the superuser's password refused", err)
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Errorf("probe called %d times in all, want 1: the last start should have checked as the superuser", n)
+	}
+}
+
+// TestQuickStartRepairsRefusedRole: when the application role's password
+// was changed inside the cluster, the probe is refused, and the start
+// falls back to the superuser, who sets pg/password's again.
+func TestQuickStartRepairsRefusedRole(t *testing.T) {
+	t.Parallel()
+	dir, _ := initialized(t)
+	l := newLite(t, dir, nil)
+	provisionOK(t, l)
+	exec1(t, l.superDSN(), "ALTER ROLE uplink PASSWORD 'changed-inside'")
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	var p countingProbe
+	warm := newLite(t, dir, func(c *Config) { c.Probe = p.probe })
+	dsn := provisionOK(t, warm)
+	if c, r := p.calls.Load(), p.refused.Load(); c != 1 || r != 1 {
+		t.Errorf("probe called %d times, refused %d; want 1 and 1", c, r)
+	}
+	if !hasStep(warm.steps(), StepCreateDatabase) {
+		t.Errorf("steps %v: the role was not repaired", warm.steps())
+	}
+	exec1(t, dsn, "SELECT 1")
 }

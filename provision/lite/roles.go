@@ -99,6 +99,13 @@ func verifierMAC(password, verifier string) string {
 	return hex.EncodeToString(hmacSHA256([]byte(password), verifier))
 }
 
+// passwordMAC identifies a password for pg/state.json without revealing
+// it: an HMAC keyed by the password (random, 32 bytes of entropy) over a
+// fixed label.
+func passwordMAC(password string) string {
+	return hex.EncodeToString(hmacSHA256([]byte(password), "uplink superuser password"))
+}
+
 // ensureApp creates the application role and database when missing, and
 // makes the role's password the one in pg/password again if someone
 // changed it. It also rewrites the superuser's verifier with

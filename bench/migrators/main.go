@@ -6,7 +6,9 @@
 //	(a) apply N migrations to an empty database;
 //	(b) run again with all N applied;
 //	(c) P processes at once on an empty database with M migrations, against
-//	    one process with the same M.
+//	    one process with the same M; and the same P processes (and the one)
+//	    again with nothing pending, which is the machine's cost of starting
+//	    P processes that connect and find nothing to do.
 //
 // Every run is a migrun process on a fresh database. Rounds interleave
 // the tools, rotating their order, so that load from neighbours spreads
@@ -187,8 +189,13 @@ func runAB(base string, srv *server) {
 // runC measures one process against P at once, per tool.
 func runC(base string, srv *server) {
 	dirs := writeFormats(filepath.Join(base, "c"), *concN)
+	// single and many: on an empty database; idle1 and idleP: the same
+	// processes again right after, with nothing pending, which is what
+	// starting them, connecting and finding nothing to do costs.
 	single := make([]stats.Sample, len(concTools))
 	many := make([]stats.Sample, len(concTools))
+	idle1 := make([]stats.Sample, len(concTools))
+	idleP := make([]stats.Sample, len(concTools))
 	began := time.Now()
 	for r := range *concR {
 		for _, i := range rotated(len(concTools), r) {
@@ -199,13 +206,17 @@ func runC(base string, srv *server) {
 				if err == nil {
 					err = srv.checkTables(db, *concN)
 				}
+				var idle time.Duration
+				if err == nil {
+					idle, err = migrunMany(t, dirs[t.format], srv.url(db), procs)
+				}
 				if err != nil {
 					log.Fatalf("(c) %s, %d processes: %v", t.name, procs, err)
 				}
 				if procs == 1 {
-					single[i] = append(single[i], d)
+					single[i], idle1[i] = append(single[i], d), append(idle1[i], idle)
 				} else {
-					many[i] = append(many[i], d)
+					many[i], idleP[i] = append(many[i], d), append(idleP[i], idle)
 				}
 				srv.dropDB(db)
 			}
@@ -213,15 +224,32 @@ func runC(base string, srv *server) {
 		fmt.Fprintf(os.Stderr, "migrators: (c) round %d/%d done (%s)\n", r+1, *concR, time.Since(began).Round(time.Second))
 	}
 	fmt.Printf("#### (c) %d processes at once, %d migrations, against one process (%d runs each; wall time from starting the processes until the last exits; every process exits 0 and each table exists once)\n\n", *concP, *concN, *concR)
-	t := stats.Table{Head: []string{"tool", "1 process median", "min–max", fmt.Sprintf("%d processes median", *concP), "min–max", "× 1 process", "paired"}}
+	t := stats.Table{Head: []string{"tool", "1 process median", "min–max", fmt.Sprintf("%d processes median", *concP), "min–max", "× 1 process", "paired",
+		fmt.Sprintf("1 / %d processes, nothing pending", *concP), "× 1 process, beyond starting them"}}
+	beyond := make([]stats.Sample, len(concTools))
 	for i, tl := range concTools {
+		beyond[i] = beyondStart(many[i], idleP[i], idle1[i])
 		t.Add(tl.name, stats.Dur(single[i].Median()), single[i].Spread(), stats.Dur(many[i].Median()), many[i].Spread(),
-			fmt.Sprintf("%.2f×", many[i].Ratio(single[i])), fmt.Sprintf("%.2f×", stats.PairedRatio(many[i], single[i])))
+			fmt.Sprintf("%.2f×", many[i].Ratio(single[i])), fmt.Sprintf("%.2f×", stats.PairedRatio(many[i], single[i])),
+			stats.Dur(idle1[i].Median())+" / "+stats.Dur(idleP[i].Median()), fmt.Sprintf("%.2f×", beyond[i].Ratio(single[i])))
 	}
 	fmt.Print(t.String())
 	fmt.Println()
+	fmt.Printf("\"Nothing pending\" is the same processes run again on the migrated database: starting %d processes, each connecting and finding nothing to do. \"Beyond starting them\" is the %d-process time with that cost replaced by one process's (%d at once − %d idle + 1 idle), against one process: what the lock and the waiting add.\n\n", *concP, *concP, *concP, *concP)
 	verdict("(c) uplink", many[1], single[1], 1.3, "one process")
+	verdict("(c) uplink, beyond starting the processes", beyond[1], single[1], 1.3, "one process")
 	fmt.Println()
+}
+
+// beyondStart is, run by run, many − idleP + idle1: the P-process time
+// with the cost of starting P processes that find nothing to do replaced
+// by the cost of one.
+func beyondStart(many, idleP, idle1 stats.Sample) stats.Sample {
+	out := make(stats.Sample, len(many))
+	for k := range many {
+		out[k] = many[k] - idleP[k] + idle1[k]
+	}
+	return out
 }
 
 // verdict says whether s meets target × base by both the ratio of

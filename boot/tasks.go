@@ -221,10 +221,14 @@ func (a *App) addTaskChecks(checks map[string]status.Check) {
 	}
 }
 
-// postStart runs the post-start hooks, after the first ready, beside the
-// database watch; the returned func waits for them. The hooks directory
-// is read now: a mistake in it is a failed hook, not a failed boot.
-func (a *App) postStart(ctx context.Context) (wait func()) {
+// postStart readies the post-start hooks, which run after the first
+// ready, beside the database watch: it reads the hooks directory (a
+// mistake in it is a failed hook, not a failed boot) and records the
+// pre-stop hooks, so that a stop from now on runs them, even one that
+// comes before the post-start hooks began. The walk calls it before
+// phase ready, and the returned start once ready; start's wait waits for
+// the post-start hooks.
+func (a *App) postStart(ctx context.Context) (start func() (wait func())) {
 	post := append([]starttask.Hook(nil), a.cfg.PostStart...)
 	pre := append([]starttask.Hook(nil), a.cfg.PreStop...)
 	hs := starttask.NewHooks(a.execEnv(), a.log)
@@ -236,7 +240,7 @@ func (a *App) postStart(ctx context.Context) (wait func()) {
 		post, pre = append(post, dp...), append(pre, ds...)
 	}
 	if len(post) == 0 && len(pre) == 0 && a.cfg.HooksDir == "" {
-		return func() {}
+		return func() func() { return func() {} }
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -244,12 +248,14 @@ func (a *App) postStart(ctx context.Context) (wait func()) {
 	t.mu.Lock()
 	t.hooks, t.preStop, t.stopPostStart, t.postStartDone = hs, pre, cancel, done
 	t.mu.Unlock()
-	go func() {
-		defer close(done)
-		defer cancel()
-		hs.Run(ctx, starttask.PostStart, post)
-	}()
-	return func() { <-done }
+	return func() func() {
+		go func() {
+			defer close(done)
+			defer cancel()
+			hs.Run(ctx, starttask.PostStart, post)
+		}()
+		return func() { <-done }
+	}
 }
 
 // preStop is the first step of stopping: post-start hooks still running

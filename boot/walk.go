@@ -52,9 +52,10 @@ func (a *App) walk(ctx context.Context, prov provision.Provisioner, err error) {
 			return
 		}
 	}
+	startHooks := a.postStart(ctx) // before ready: a stop from ready on runs the pre-stop hooks
 	a.setPhase(status.PhaseReady, "", "")
+	waitHooks := startHooks()
 	a.recordInstance(ctx, true)
-	waitHooks := a.postStart(ctx)
 	a.watch(ctx, prov.Failed())
 	waitHooks()
 }

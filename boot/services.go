@@ -154,25 +154,32 @@ func (a *App) earlyPool(ctx context.Context) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// probe is lite's readiness check on an existing cluster
-// (lite.Config.Probe): it makes the early pool for dsn and pings it, which
-// leaves the pool's first connection open for the migrating phase. Lite
-// calls it on the walk's goroutine, within Provision, before anything
-// else uses the early pool.
-func (a *App) probe(ctx context.Context, dsn provision.DSN) error {
+// probe is the provisioner's readiness check (provision.Probe): it makes
+// the early pool for dsn and asks the server for its version on the
+// pool's first connection, which stays open for the migrating phase.
+// The provisioner calls it on the walk's goroutine, within Provision,
+// before anything else uses the early pool.
+func (a *App) probe(ctx context.Context, dsn provision.DSN) (int, error) {
 	pool, err := a.newPool(ctx, dsn)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if err := pool.Ping(ctx); err != nil {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
 		pool.Close()
-		return err
+		return 0, err
+	}
+	num, err := provision.ServerVersionNum(ctx, conn)
+	conn.Release()
+	if err != nil {
+		pool.Close()
+		return 0, err
 	}
 	a.closeEarly() // an earlier attempt's, if Provision started over
 	a.mu.Lock()
 	a.early = pool
 	a.mu.Unlock()
-	return nil
+	return num, nil
 }
 
 // takeEarly hands over the pool earlyPool made, if any, and forgets it.

@@ -77,7 +77,7 @@ func (a *App) provisioner() (provision.Provisioner, error) {
 	a.mu.Unlock()
 	switch mode {
 	case provision.ModePro:
-		return newPro(a.cfg)
+		return a.newPro()
 	default:
 		if a.cfg.DatabaseURL != "" {
 			// Asked for: lite was named. Said, since the URL looks meant.

@@ -1,7 +1,10 @@
 package provision
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,4 +33,22 @@ func ConnConfig(dsn DSN) (*pgx.ConnConfig, error) {
 		return nil, err
 	}
 	return cfg.ConnConfig, nil
+}
+
+// ServerVersionNum asks the server behind q for server_version_num
+// (150018 for 15.18): how Uplink's probes prove that a connection
+// answers. The simple protocol: no prepared statement for a pooler in
+// transaction mode to lose.
+func ServerVersionNum(ctx context.Context, q interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}) (int, error) {
+	var s string
+	if err := q.QueryRow(ctx, "SHOW server_version_num", pgx.QueryExecModeSimpleProtocol).Scan(&s); err != nil {
+		return 0, err
+	}
+	num, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("server_version_num %q is not a number: %w", s, err)
+	}
+	return num, nil
 }

@@ -87,6 +87,16 @@ type Provisioner interface {
 	Stop(ctx context.Context) error
 }
 
+// Probe is how a provisioner may let its caller open the first
+// connection to the database it provides: called with the DSN Provision
+// is about to return, it logs in, asks for server_version_num (the proof
+// that the server answers), and may keep the connection. boot passes one
+// that makes it the first connection of the app's pool, so that a boot
+// opens one session where it would open two (the provisioner's check,
+// then the pool's). Its errors are those of connecting: provisioners
+// classify them as they would their own.
+type Probe func(ctx context.Context, dsn DSN) (serverVersionNum int, err error)
+
 // DSN is a PostgreSQL connection string, URL or key=value form. It may
 // carry a password, so its String and LogValue forms are redacted; call
 // Secret only where the connection is actually made.

@@ -1,7 +1,6 @@
 package lite
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -65,17 +64,15 @@ type Config struct {
 	LogKeep     int
 
 	// Probe, when set, is how a start on an existing cluster proves the
-	// database ready: called with the application's DSN as soon as the
-	// server accepts connections, it should log in and query, and may keep
-	// the connection: boot makes it the first of its pool, so that a warm
-	// boot opens one PostgreSQL session where it would open two. An error
-	// with SQLSTATE 28P01, 28000 (the role or its password) or 3D000 (no
-	// database) makes Provision log in as the superuser and repair the
-	// role or database; other errors are retried like any failed
-	// readiness check. Default: a login of Provision's own, closed again.
-	// First starts, and restarts after a crash, always check as the
-	// superuser.
-	Probe func(ctx context.Context, dsn provision.DSN) error
+	// database ready (see provision.Probe): called with the application's
+	// DSN as soon as the server accepts connections; boot's makes it the
+	// first connection of its pool. An error with SQLSTATE 28P01, 28000
+	// (the role or its password) or 3D000 (no database) makes Provision
+	// log in as the superuser and repair the role or database; other
+	// errors are retried like any failed readiness check. Default: a login
+	// of Provision's own, closed again. First starts, and restarts after a
+	// crash, always check as the superuser.
+	Probe provision.Probe
 }
 
 // DefaultDataDir is /var/lib/uplink for root, else $XDG_DATA_HOME/uplink

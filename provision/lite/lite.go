@@ -428,7 +428,8 @@ func (l *Lite) quickStart(sp startPlan) bool {
 // probe is Config.Probe, or a login of its own that it closes again.
 func (l *Lite) probe(ctx context.Context, dsn provision.DSN) error {
 	if l.cfg.Probe != nil {
-		return l.cfg.Probe(ctx, dsn)
+		_, err := l.cfg.Probe(ctx, dsn)
+		return err
 	}
 	conn, err := connect(ctx, dsn)
 	if err != nil {

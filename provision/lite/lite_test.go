@@ -843,18 +843,19 @@ type countingProbe struct {
 	calls, refused atomic.Int32
 }
 
-func (p *countingProbe) probe(ctx context.Context, dsn provision.DSN) error {
+func (p *countingProbe) probe(ctx context.Context, dsn provision.DSN) (int, error) {
 	p.calls.Add(1)
 	conn, err := pgx.Connect(ctx, dsn.Secret())
 	if err != nil {
 		if refusedApp(err) {
 			p.refused.Add(1)
 		}
-		return err
+		return 0, err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "SELECT 1")
-	return err
+	var num int
+	err = conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num)
+	return num, err
 }
 
 // TestQuickStartChecksSuperuserLater: a warm start proves the server

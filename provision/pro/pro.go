@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +48,11 @@ type Config struct {
 	// the version query. Default: DefaultConnectTimeout (10 s). A shorter
 	// connect_timeout in URL applies as well.
 	ConnectTimeout time.Duration
+	// Probe, when set, opens the connection that proves the server ready
+	// (see provision.Probe): boot's makes it the first of the app's pool.
+	// Its errors are classified like those of Pro's own connection.
+	// Default: a connection of Pro's own, closed again.
+	Probe provision.Probe
 	// Now tells the time shown in Status. Default: time.Now.
 	Now func() time.Time
 }
@@ -200,27 +204,21 @@ func (p *Pro) Provision(ctx context.Context) (provision.DSN, error) {
 	}
 }
 
-// probe makes one connection and asks for the server's version.
+// probe makes one connection and asks for the server's version: through
+// Config.Probe when set (the caller keeps that connection), else on a
+// connection of its own, closed again.
 func (p *Pro) probe(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 	defer cancel()
+	if p.cfg.Probe != nil {
+		return p.cfg.Probe(ctx, p.ci.dsn)
+	}
 	conn, err := pgx.ConnectConfig(ctx, p.ci.conn.ConnConfig.Copy())
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close(ctx)
-	var s string
-	// The simple protocol: no prepared statement for a pooler in
-	// transaction mode to lose.
-	err = conn.QueryRow(ctx, "SHOW server_version_num", pgx.QueryExecModeSimpleProtocol).Scan(&s)
-	if err != nil {
-		return 0, err
-	}
-	num, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, fmt.Errorf("server_version_num %q is not a number: %w", s, err)
-	}
-	return num, nil
+	return provision.ServerVersionNum(ctx, conn)
 }
 
 // maxWarned bounds the memory of problems already warned about, should an

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
 	"github.com/uplinkhq/uplink/provision"
@@ -138,26 +139,48 @@ func TestPersonMustAct(t *testing.T) {
 		{"sslmode=require without TLS on the server", appURL("127.0.0.1", s.Port, user, db, "sslmode=require"),
 			"does not accept TLS connections, but sslmode=require requires TLS", "enable ssl on the server"},
 	}
+	// Each case twice: on Pro's own connection, and through a Probe that
+	// connects with a pool, as boot's does, whose errors come wrapped by
+	// pgxpool.
+	probes := map[string]provision.Probe{"own connection": nil, "pool probe": poolProbe}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			p, logs := newPro(t, pro.Config{URL: tc.url})
-			_, err := provisionNow(t, p)
-			ae := actionError(t, err)
-			mustContain(t, "Problem", ae.Problem, tc.problem)
-			mustContain(t, "Hint", ae.Hint, tc.hint)
-			if !strings.Contains(tc.url, "sslmode=require") && strings.Contains(strings.ToLower(err.Error()), "tls") {
-				t.Errorf("the reason speaks of TLS: %v", err)
-			}
-			c := p.Status()
-			if c.Status != status.Fail || c.Attempts != 1 || c.Hint != ae.Hint || c.Detail != ae.Problem || c.LastError == "" {
-				t.Errorf("status: %+v", c)
-			}
-			if logs.count("ERROR", tc.problem) != 1 {
-				t.Errorf("want one error line naming the problem")
-			}
-		})
+		for how, probe := range probes {
+			t.Run(tc.name+", "+how, func(t *testing.T) {
+				t.Parallel()
+				p, logs := newPro(t, pro.Config{URL: tc.url, Probe: probe})
+				_, err := provisionNow(t, p)
+				ae := actionError(t, err)
+				mustContain(t, "Problem", ae.Problem, tc.problem)
+				mustContain(t, "Hint", ae.Hint, tc.hint)
+				if !strings.Contains(tc.url, "sslmode=require") && strings.Contains(strings.ToLower(err.Error()), "tls") {
+					t.Errorf("the reason speaks of TLS: %v", err)
+				}
+				c := p.Status()
+				if c.Status != status.Fail || c.Attempts != 1 || c.Hint != ae.Hint || c.Detail != ae.Problem || c.LastError == "" {
+					t.Errorf("status: %+v", c)
+				}
+				if logs.count("ERROR", tc.problem) != 1 {
+					t.Errorf("want one error line naming the problem")
+				}
+			})
+		}
 	}
+}
+
+// poolProbe is a provision.Probe like boot's: the server's version on the
+// first connection of a pool (closed here, kept by boot).
+func poolProbe(ctx context.Context, dsn provision.DSN) (int, error) {
+	pool, err := pgxpool.New(ctx, dsn.Secret())
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	return provision.ServerVersionNum(ctx, conn)
 }
 
 // A role over its connection limit gets 53300, as a server out of
@@ -385,4 +408,28 @@ func ExampleNew() {
 		fmt.Println(ae.Problem)
 	}
 	// Output: DATABASE_URL cannot be parsed: invalid port
+}
+
+// TestProbeIsTheReadinessCheck: with Config.Probe, Provision connects
+// through it alone, once, and checks the version it reports.
+func TestProbeIsTheReadinessCheck(t *testing.T) {
+	t.Parallel()
+	s := pgtest.Shared(t)
+	user, db := newRole(t, s, "")
+	url := appURL("127.0.0.1", s.Port, user, db, "sslmode=disable")
+	var calls int
+	var got provision.DSN
+	p, _ := newPro(t, pro.Config{URL: url, Probe: func(ctx context.Context, dsn provision.DSN) (int, error) {
+		calls++
+		got = dsn
+		return poolProbe(ctx, dsn)
+	}})
+	dsn, err := provisionNow(t, p)
+	if err != nil || calls != 1 || got != dsn {
+		t.Fatalf("Provision = %v, %v; probe called %d times with %v", dsn, err, calls, got)
+	}
+
+	old, _ := newPro(t, pro.Config{URL: url, Probe: func(context.Context, provision.DSN) (int, error) { return 120022, nil }})
+	_, err = provisionNow(t, old)
+	mustContain(t, "Problem", actionError(t, err).Problem, "PostgreSQL 12.22 at")
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,28 +45,13 @@ func startServe(t *testing.T, env ...string) *proc {
 }
 
 // startServeArgs is startServe with flags. The status server listens on a
-// port the kernel picks (127.0.0.1:0), read back from the "serving status"
-// line: a port found free beforehand can be taken, before uplink binds it,
-// by any other test's outgoing connection.
+// port the kernel picks (see proctest.Proc.StatusAddr).
 func startServeArgs(t *testing.T, env []string, flags ...string) *proc {
 	t.Helper()
 	p := startProc(t, append(env, "UPLINK_HTTP_ADDR=127.0.0.1:0"), append([]string{"serve"}, flags...)...)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if m := servingRE.FindStringSubmatch(p.Out.String()); m != nil {
-			p.addr = m[1]
-			return p
-		}
-		select {
-		case <-p.Done():
-			return p // exited first: the test says what it expected
-		default:
-		}
-	}
-	t.Fatal("no \"serving status\" line 10s after start")
-	return nil
+	p.addr = p.StatusAddr(t, 10*time.Second) // "": exited first, and the test says what it expected
+	return p
 }
-
-var servingRE = regexp.MustCompile(`"msg":"serving status","addr":"([^"]+)"`)
 
 func (p *proc) get(path string) (int, string, error) { return testutil.Get("http://" + p.addr + path) }
 

@@ -26,10 +26,9 @@ func TestMain(m *testing.M) { pgtest.Main(m, proctest.RemoveBuilds) }
 func TestTodoApp(t *testing.T) {
 	pgtest.Binaries(t) // skips without PostgreSQL, as the other tests do
 	bin := proctest.Build(t, ".")
-	addr := fmt.Sprintf("127.0.0.1:%d", pgtest.FreePort(t))
-	base := "http://" + addr
 	app := proctest.Start(t, bin, append(os.Environ(),
-		"UPLINK_DATA_DIR="+pgtest.BaseDir(t), "UPLINK_HTTP_ADDR="+addr, "UPLINK_ENV=dev", "UPLINK_LOG_LEVEL=debug"))
+		"UPLINK_DATA_DIR="+pgtest.BaseDir(t), "UPLINK_HTTP_ADDR=127.0.0.1:0", "UPLINK_ENV=dev", "UPLINK_LOG_LEVEL=debug"))
+	base := "http://" + app.StatusAddr(t, 30*time.Second)
 
 	testutil.Eventually(t, "ready", 90*time.Second, func() bool { code, _, _ := testutil.Get(base + "/readyz"); return code == http.StatusOK })
 

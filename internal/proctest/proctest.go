@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,31 @@ func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
 		}
 	})
 	return p
+}
+
+// servingRE matches boot's JSON log line for its status server.
+var servingRE = regexp.MustCompile(`"msg":"serving status","addr":"([^"]+)"`)
+
+// StatusAddr waits up to within for the process's "serving status" log
+// line (JSON) and returns the address in it: how a test learns the port
+// of an Uplink told to listen on 127.0.0.1:0. A port found free
+// beforehand can be taken, before Uplink binds it, by any other test's
+// outgoing connection. "" if the process exits first; the test fails if
+// the line does not come in time.
+func (p *Proc) StatusAddr(t testing.TB, within time.Duration) string {
+	t.Helper()
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if m := servingRE.FindStringSubmatch(p.Out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case <-p.done:
+			return ""
+		default:
+		}
+	}
+	t.Fatalf("no \"serving status\" line %s after start", within)
+	return ""
 }
 
 // Done is closed when the process has exited.

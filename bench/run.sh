@@ -20,7 +20,9 @@ what=${1:-all}
 bin=$(mktemp -d /tmp/uplink-bench-bin-XXXXXX)
 trap 'rm -rf "$bin"' EXIT
 chmod 755 "$bin" # epghelper runs as the postgres user
-(cd "$src" && go build -o "$bin/uplink" ./cmd/uplink)
+# The static build the README ships (CGO_ENABLED=0): no dynamic loader at
+# each start.
+(cd "$src" && CGO_ENABLED=0 go build -o "$bin/uplink" ./cmd/uplink)
 (cd "$bench" && for p in liteboot liteboot/epghelper migrators migrators/migrun; do
 	go build -o "$bin/$(basename "$p")" "./$p"
 done)

@@ -387,6 +387,75 @@ func TestConcurrentIndexBuildsWhileWaitersWait(t *testing.T) {
 	}
 }
 
+// TestConcurrentIndexBuildWhileWaiterProcessesWait is the issue's test
+// with real processes: a holder process applies a no-transaction
+// migration's CREATE INDEX CONCURRENTLY while five other processes wait
+// for the lock. The index build waits for every transaction that holds a
+// snapshot, so it finishes only because waiting holds none. The holder is
+// held at a gate (an advisory lock of the test's session, taken and
+// released by the migration's first statements) until all five report
+// that they wait.
+func TestConcurrentIndexBuildWhileWaiterProcessesWait(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const gate = 424242
+	dir := writeDir(t,
+		"001_big.sql", "CREATE TABLE effects (version int NOT NULL);\n"+
+			"CREATE TABLE big (x int);\nINSERT INTO big SELECT generate_series(1, 20000);\nINSERT INTO effects VALUES (1);",
+		"002_index.sql", fmt.Sprintf("-- +goose NO TRANSACTION\n-- +goose Up\n"+
+			"SELECT pg_advisory_lock(%d);\nSELECT pg_advisory_unlock(%d);\n"+
+			"CREATE INDEX CONCURRENTLY big_x ON big (x);\nINSERT INTO effects VALUES (2);\n", gate, gate),
+	)
+	scalar[string](e, fmt.Sprintf("SELECT pg_advisory_lock(%d)::text", gate))
+	holder := startChild(t, e.url, dir, "holder", nil)
+	testutil.Eventually(t, "the holder at the gate", 30*time.Second, func() bool {
+		return scalar[bool](e, `SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'holder'
+			AND wait_event_type = 'Lock' AND wait_event = 'advisory')`)
+	})
+
+	const n = 5
+	var waitingN atomic.Int32
+	waiters := make([]*child, n)
+	for i := range waiters {
+		var once sync.Once
+		waiters[i] = startChild(t, e.url, dir, fmt.Sprintf("waiter-%d", i), func(s string) {
+			if strings.Contains(s, childSignal) {
+				once.Do(func() { waitingN.Add(1) })
+			}
+		})
+	}
+	testutil.Eventually(t, "5 waiter processes waiting", 30*time.Second, func() bool { return waitingN.Load() == n })
+	if held := scalar[int](e, `SELECT count(*)::int FROM pg_stat_activity
+		WHERE application_name LIKE 'waiter-%' AND (backend_xmin IS NOT NULL OR state LIKE 'idle in transaction%')`); held != 0 {
+		t.Errorf("%d waiting sessions hold a snapshot or a transaction", held)
+	}
+	scalar[string](e, fmt.Sprintf("SELECT pg_advisory_unlock(%d)::text", gate)) // the index builds now
+
+	if err := holder.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("holder: %v\n%s", err, holder.stderr.String())
+	}
+	if got := strings.TrimSpace(holder.stdout.String()); got != "applied 2 locked true" {
+		t.Errorf("holder: %q, want both migrations applied under the lock", got)
+	}
+	for i, w := range waiters {
+		if err := w.wait(t, 30*time.Second); err != nil {
+			t.Errorf("waiter %d: %v\n%s", i, err, w.stderr.String())
+		}
+		if got := w.stdout.String(); !strings.HasPrefix(got, "applied 0 ") {
+			t.Errorf("waiter %d: %q, want nothing applied", i, got)
+		}
+	}
+	if got := e.effects(); got != "1:1 2:1" {
+		t.Errorf("side effects = %q, want each migration once", got)
+	}
+	if !scalar[bool](e, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_x'::regclass") {
+		t.Error("index big_x not valid")
+	}
+	if e.advisoryLocks() != 0 {
+		t.Error("a lock is left after every process exited")
+	}
+}
+
 // A waiter that finds the work done when the lock changes hands leaves
 // without taking the lock: here the lock passes from the migrating
 // holder straight to the test's session, queued behind it, so the waiter,

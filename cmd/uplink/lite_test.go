@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/uplinkhq/uplink/internal/pgtest"
+	"github.com/uplinkhq/uplink/internal/proctest"
 	"github.com/uplinkhq/uplink/provision/lite"
 	"github.com/uplinkhq/uplink/status"
 )
@@ -93,4 +99,81 @@ func TestProcessLiteMode(t *testing.T) {
 		t.Errorf("after a warm start the table holds %d rows, want 1", n)
 	}
 	p.stopOK(t)
+}
+
+// TestProcessLiteModeAsNonRoot runs the binary as an ordinary user (the
+// postgres OS user, whom the test switches to as root): nothing to drop,
+// so PostgreSQL runs as that same user, and with no UPLINK_DATA_DIR the
+// data directory is $XDG_DATA_HOME/uplink, the user's own.
+func TestProcessLiteModeAsNonRoot(t *testing.T) {
+	pgtest.Binaries(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run uplink as another user")
+	}
+	u, err := user.Lookup("postgres")
+	switch {
+	case err != nil && os.Getenv("CI") != "":
+		t.Fatalf("no postgres OS user to run as (the PostgreSQL package makes one): %v", err)
+	case err != nil:
+		t.Skipf("no postgres OS user to run as: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	base := pgtest.BaseDir(t)
+	home := filepath.Join(base, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	// The build lands in a directory only root may enter.
+	raw, err := os.ReadFile(proctest.Build(t, "."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(base, "uplink")
+	if err := os.WriteFile(bin, raw, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_DATA_HOME=" + filepath.Join(home, "data"),
+		"UPLINK_LOG_FORMAT=json", "UPLINK_HTTP_ADDR=127.0.0.1:0"}
+	asUser := func(cmd *exec.Cmd) {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		cmd.Dir = home
+	}
+	p := &proc{Proc: proctest.StartWith(t, asUser, bin, env, "serve")}
+	p.addr = p.StatusAddr(t, 10*time.Second)
+	p.waitReady(t, 60*time.Second)
+
+	dataDir := filepath.Join(home, "data", "uplink")
+	lay := lite.LayoutOf(dataDir)
+	for _, f := range []struct {
+		path string
+		perm os.FileMode
+	}{{lay.Data, 0o700 | os.ModeDir}, {lay.Password, 0o600}, {lay.SuperPassword, 0o600}} {
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			t.Fatalf("%s: %v", f.path, err)
+		}
+		if fi.Mode() != f.perm || fi.Sys().(*syscall.Stat_t).Uid != uint32(uid) {
+			t.Errorf("%s: mode %v, owner %d; want %v, owned by %s (%d)", f.path, fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid, f.perm, u.Username, uid)
+		}
+	}
+	ci, err := lite.ReadConnInfo(dataDir)
+	if err != nil || ci.PID == 0 {
+		t.Fatalf("no running postgres found on %s: %v", dataDir, err)
+	}
+	procStatus, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", ci.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^Uid:\s+` + u.Uid + `\s`).Match(procStatus) {
+		t.Errorf("postgres (pid %d) does not run as %s:\n%s", ci.PID, u.Username, procStatus)
+	}
+	p.stopOK(t)
+	if err := syscall.Kill(ci.PID, 0); err == nil {
+		t.Errorf("postgres (pid %d) still runs after uplink stopped", ci.PID)
+	}
 }

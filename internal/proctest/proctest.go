@@ -93,8 +93,18 @@ type Proc struct {
 // its output is logged if the test failed.
 func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
 	t.Helper()
+	return StartWith(t, nil, bin, env, args...)
+}
+
+// StartWith is Start with prepare, if set, called on the command before
+// it starts (to run it as another user, say).
+func StartWith(t testing.TB, prepare func(*exec.Cmd), bin string, env []string, args ...string) *Proc {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
+	if prepare != nil {
+		prepare(cmd)
+	}
 	p := &Proc{Cmd: cmd, Out: &testutil.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.Out, p.Out
 	p.Started = time.Now()

@@ -33,6 +33,10 @@ const (
 )
 
 func main() {
+	if actAsInit(os.Getpid(), os.Args[1:], os.Getenv) {
+		os.Exit(runInit())
+	}
+	os.Unsetenv(initChildEnv) // not for hooks and tasks to see
 	ctx, cancel := context.WithCancel(context.Background())
 	// Only main touches signals and os.Exit. The first SIGINT/SIGTERM
 	// starts an orderly stop; a second one means "now".

@@ -365,10 +365,7 @@ func (l *Lite) serve(ctx context.Context, sp startPlan) (provision.DSN, error) {
 		if err == nil && !quick {
 			l.setServer(pm) // for the rollback, should the check fail
 			l.log.Warn("the application's role or database refused the login; checking them as the superuser")
-			conn, err = l.superConnect(ctx, l.cfg.Database)
-			if cannotEnter(err) {
-				conn, err = l.superConnect(ctx, maintenanceDB)
-			}
+			err = l.superPing(l.cfg.Database, func(c *pgx.Conn) { conn = c })(ctx)
 		}
 	} else {
 		// On an existing cluster, the first connection goes to the
@@ -484,13 +481,13 @@ func (l *Lite) checkApp(ctx context.Context, conn *pgx.Conn, sp startPlan) (appR
 // postgres database). A failure is logged; the server keeps serving the
 // application, whose login the start proved.
 func (l *Lite) checkLater(ctx context.Context) {
+	st, _ := readState(l.lay.State)
 	conn, err := l.superConnect(ctx, maintenanceDB)
 	if err == nil {
 		var app appResult
 		l.mu.Lock()
 		rp := l.run
 		l.mu.Unlock()
-		st, _ := readState(l.lay.State)
 		app, err = l.checkApp(ctx, conn, startPlan{rp: rp, cluster: clusterExists, st: st})
 		if app.changed {
 			l.log.Warn(fmt.Sprintf("repaired role %s or database %s after the start", l.cfg.User, l.cfg.Database))
@@ -501,7 +498,8 @@ func (l *Lite) checkLater(ctx context.Context) {
 	}
 	if err != nil && ctx.Err() == nil {
 		l.log.Warn("the superuser's check of the cluster after the start failed; the next start checks before it is ready", "err", err)
-		if st, rerr := readState(l.lay.State); rerr == nil && st.SuperPasswordMAC != "" {
+		// checkApp writes the file only when it succeeds: st is still its content.
+		if st.SuperPasswordMAC != "" {
 			st.SuperPasswordMAC = ""
 			if werr := writeState(l.lay.State, st); werr != nil {
 				l.log.Warn("could not update the state file", "path", l.lay.State, "err", werr)
